@@ -1,0 +1,112 @@
+"""Feature correlation as a pair of linear operators: apply and transpose.
+
+A correlation operator holds fixed features ``f`` (B, C, H', W') and maps filters
+``w`` (B, C, H, W), one C-vector per position p, to scores (B, M, H, W): for every
+filter p, M partner positions q with score ``scale * <w_p, f_q>``. ``transpose``
+is the exact adjoint, scores -> filters. The plain correlation layer is
+``apply(reference_feat)``; GOCor's solver uses both directions on optimized filters.
+
+- :class:`GlobalCorrelation`: all M = H'·W' query positions (a batched matmul).
+  Score channel q = y'·W' + x' (row-major), the layout GLU-Net consumes.
+- :class:`LocalCorrelation`: a (2r+1)² search window, channel d = (dy+r)(2r+1) + (dx+r),
+  scaled by 1/C as in PWC-Net, zero outside the image.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class GlobalCorrelation:
+    """All-pairs correlation with fixed features ``feat`` (B, C, H', W')."""
+
+    scale = 1.0
+
+    def __init__(self, feat: Tensor):
+        self.feat = feat
+        self._flat = feat.flatten(2)  # (B, C, N')
+
+    @property
+    def num_partners(self) -> int:
+        return self._flat.shape[-1]
+
+    def apply(self, w: Tensor) -> Tensor:
+        """Filters (B, C, H, W) -> scores (B, H'·W', H, W)."""
+        b, c, h, wd = w.shape
+        return torch.bmm(self._flat.transpose(1, 2), w.reshape(b, c, h * wd)).view(b, -1, h, wd)
+
+    def transpose(self, scores: Tensor) -> Tensor:
+        """Scores (B, H'·W', H, W) -> filters (B, C, H, W)."""
+        b, m, h, wd = scores.shape
+        return torch.bmm(self._flat, scores.reshape(b, m, h * wd)).view(b, -1, h, wd)
+
+    def distances(self, height: int, width: int) -> Tensor:
+        """Euclidean distance (M, H, W) between filter position p and partner q, on one grid."""
+        hq, wq = self.feat.shape[-2:]
+        kw = dict(dtype=self.feat.dtype, device=self.feat.device)
+        qy, qx = torch.meshgrid(torch.arange(hq, **kw), torch.arange(wq, **kw), indexing="ij")
+        py, px = torch.meshgrid(torch.arange(height, **kw), torch.arange(width, **kw), indexing="ij")
+        dy = qy.reshape(-1, 1, 1) - py
+        dx = qx.reshape(-1, 1, 1) - px
+        return torch.sqrt(dy * dy + dx * dx)
+
+
+class LocalCorrelation:
+    """Correlation in a (2r+1)² window with fixed features ``feat`` (B, C, H, W), scaled by 1/C."""
+
+    def __init__(self, feat: Tensor, radius: int = 4):
+        if radius < 0:
+            raise ValueError(f"search radius must be >= 0, got {radius}")
+        self.feat = feat
+        self.radius = radius
+        self.scale = 1.0 / feat.shape[1]
+        r = radius
+        h, w = feat.shape[-2:]
+        padded = F.pad(feat, (r, r, r, r))
+        k = 2 * r + 1
+        # Views of the zero-padded features shifted by each displacement (no copies).
+        self._shifted = [padded[:, :, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]
+
+    @property
+    def num_partners(self) -> int:
+        return (2 * self.radius + 1) ** 2
+
+    def apply(self, w: Tensor) -> Tensor:
+        """Filters (B, C, H, W) -> scores (B, (2r+1)², H, W)."""
+        scores = torch.stack([(w * f).sum(1) for f in self._shifted], dim=1)
+        return scores * self.scale
+
+    def transpose(self, scores: Tensor) -> Tensor:
+        """Scores (B, (2r+1)², H, W) -> filters (B, C, H, W)."""
+        out = scores[:, :1] * self._shifted[0]
+        for d in range(1, len(self._shifted)):
+            out = out + scores[:, d:d + 1] * self._shifted[d]
+        return out * self.scale
+
+    def distances(self, height: int, width: int) -> Tensor:
+        """Length of each window displacement, (M, 1, 1)."""
+        r = self.radius
+        d = torch.arange(-r, r + 1, dtype=self.feat.dtype, device=self.feat.device)
+        dy, dx = torch.meshgrid(d, d, indexing="ij")
+        return torch.sqrt(dy * dy + dx * dx).reshape(-1, 1, 1)
+
+
+def global_correlation(reference: Tensor, query: Tensor) -> Tensor:
+    """Feature correlation layer, global: (B, C, H, W), (B, C, H', W') -> (B, H'·W', H, W)."""
+    return GlobalCorrelation(query).apply(reference)
+
+
+def local_correlation(reference: Tensor, query: Tensor, radius: int = 4) -> Tensor:
+    """Feature correlation layer, local: (B, C, H, W) twice -> (B, (2r+1)², H, W), scaled by 1/C."""
+    return LocalCorrelation(query, radius).apply(reference)
+
+
+def window_side(num_channels: int) -> int:
+    """Side 2r+1 of a local volume with ``num_channels`` = (2r+1)² channels."""
+    k = math.isqrt(num_channels)
+    if k * k != num_channels or k % 2 == 0:
+        raise ValueError(f"{num_channels} channels is not an odd square (2r+1)^2")
+    return k

@@ -1,0 +1,134 @@
+"""GOCor modules: drop-in replacements for the global and local correlation layers.
+
+    w⁰ = initializer(f^r);  w = FilterOptimizer(w⁰) over the operator pair;  volume = C(w, f^q)
+
+Global and local GOCor share every part but the correlation operator.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .correlation import GlobalCorrelation, LocalCorrelation
+from .initializers import GLOBAL_INITIALIZERS, LOCAL_INITIALIZERS
+from .objective import LearnedLabels, QueryPrior
+from .solver import FilterOptimizer
+
+
+@dataclass(frozen=True)
+class GOCorConfig:
+    """Hyper-parameters; the defaults are the paper's (GLU-Net-GOCor for global)."""
+
+    num_iter: int = 3
+    initializer: str = "flexible_context"
+    query_loss: bool = True             # global only: L_q with the 4D conv prior
+    prior_kernel_size: int = 3
+    prior_inter_dim: int = 16
+    prior_output_dim: int = 16
+    search_radius: int = 4              # local only
+    num_dist_bins: int = 10
+    bin_displacement: float = 0.5
+    init_gauss_sigma: float = 1.0
+    v_minus_init_factor: float = 4.0
+    init_step_length: float = 1.0
+    init_filter_reg: float = 1e-2
+    min_filter_reg: float = 1e-5
+
+    def replace(self, **changes) -> "GOCorConfig":
+        return replace(self, **changes)
+
+
+LOCAL_DEFAULTS = GOCorConfig(initializer="simple", query_loss=False)
+
+
+def check_features(ref: Tensor, query: Tensor, feature_dim: int, same_size: bool) -> None:
+    """Raise TypeError/ValueError naming the problem instead of returning a wrong volume."""
+    for name, t in (("reference_feat", ref), ("query_feat", query)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D (B, C, H, W), got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
+        if t.shape[1] != feature_dim:
+            raise ValueError(f"{name} has {t.shape[1]} channels, the module expects {feature_dim}")
+        if t.shape[-2] < 1 or t.shape[-1] < 1 or t.shape[0] < 1:
+            raise ValueError(f"{name} is empty: shape {tuple(t.shape)}")
+    if ref.dtype != query.dtype:
+        raise TypeError(f"dtype mismatch: reference_feat {ref.dtype}, query_feat {query.dtype}")
+    if ref.device != query.device:
+        raise ValueError(f"device mismatch: reference_feat on {ref.device}, query_feat on {query.device}")
+    if ref.shape[0] != query.shape[0]:
+        raise ValueError(f"batch mismatch: reference_feat {ref.shape[0]}, query_feat {query.shape[0]}")
+    if same_size and ref.shape[-2:] != query.shape[-2:]:
+        raise ValueError(f"reference_feat {tuple(ref.shape[-2:])} and query_feat "
+                         f"{tuple(query.shape[-2:])} must have the same spatial size here")
+
+
+class _GOCor(nn.Module):
+    def __init__(self, feature_dim: int, config: GOCorConfig, initializers: dict):
+        super().__init__()
+        if config.initializer not in initializers:
+            raise ValueError(f"unknown initializer {config.initializer!r}; choose from {sorted(initializers)}")
+        self.feature_dim = feature_dim
+        self.config = config
+        self.initializer = initializers[config.initializer](feature_dim)
+        labels = LearnedLabels(config.num_dist_bins, config.bin_displacement,
+                               config.init_gauss_sigma, config.v_minus_init_factor)
+        prior = (QueryPrior(config.prior_kernel_size, config.prior_inter_dim, config.prior_output_dim)
+                 if config.query_loss else None)
+        self.optimizer = FilterOptimizer(labels, prior, config.init_step_length,
+                                         config.init_filter_reg, config.min_filter_reg)
+
+    def operator(self, feat: Tensor):
+        raise NotImplementedError
+
+    def filters(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
+                trace: list[dict] | None = None) -> Tensor:
+        """Optimized filters (B, C, H, W)."""
+        check_features(reference_feat, query_feat, self.feature_dim, self._same_size())
+        num_iter = self.config.num_iter if num_iter is None else num_iter
+        w0 = self.initializer(reference_feat)
+        return self.optimizer(w0, self.operator(reference_feat), self.operator(query_feat),
+                              num_iter, trace)
+
+    def forward(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
+                trace: list[dict] | None = None) -> Tensor:
+        w = self.filters(reference_feat, query_feat, num_iter, trace)
+        return self.operator(query_feat).apply(w)
+
+    def _same_size(self) -> bool:
+        return True
+
+
+class GlobalGOCor(_GOCor):
+    """Global GOCor: (B, C, H, W), (B, C, H', W') -> volume (B, H'·W', H, W).
+
+    Query features may differ in size from the reference unless the query loss is on.
+    """
+
+    def __init__(self, feature_dim: int, config: GOCorConfig | None = None, **overrides):
+        config = (config or GOCorConfig()).replace(**overrides)
+        super().__init__(feature_dim, config, GLOBAL_INITIALIZERS)
+
+    def operator(self, feat: Tensor) -> GlobalCorrelation:
+        return GlobalCorrelation(feat)
+
+    def _same_size(self) -> bool:
+        return self.config.query_loss
+
+
+class LocalGOCor(_GOCor):
+    """Local GOCor: (B, C, H, W) twice -> volume (B, (2r+1)², H, W), scaled by 1/C."""
+
+    def __init__(self, feature_dim: int, config: GOCorConfig | None = None, **overrides):
+        config = (config or LOCAL_DEFAULTS).replace(**overrides)
+        if config.query_loss:
+            raise ValueError("LocalGOCor has no query loss; set query_loss=False")
+        super().__init__(feature_dim, config, LOCAL_INITIALIZERS)
+
+    def operator(self, feat: Tensor) -> LocalCorrelation:
+        return LocalCorrelation(feat, self.config.search_radius)

@@ -1,0 +1,104 @@
+"""The learned objective of GOCor (Sec. 3.2-3.3 of the paper).
+
+Reference loss, for filter p and partner q with score s = <w_p, f^r_q>:
+
+    r_pq = v+(δ) · σ(s; m(δ)) − v+(δ) · y(δ),      L_r = ½ Σ r²
+
+with label y, weight v+ and mask m learned as functions of the distance δ = |p − q|
+through triangular bins. Query loss: L_q = ½ ‖R(C(w, f^q))‖² with R a separable 4D
+convolution (the prior on the correspondence volume).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def distance_bins(dist: Tensor, num_bins: int, bin_displacement: float) -> Tensor:
+    """Triangular basis ρ_n(δ): dist (...) -> (num_bins, ...). The last bin stays 1 far away."""
+    x = dist.unsqueeze(0) / bin_displacement
+    n = torch.arange(num_bins, dtype=dist.dtype, device=dist.device).view(-1, *([1] * dist.dim()))
+    rho = (1.0 - (x - n).abs()).clamp(min=0.0)
+    last = (1.0 + x[0] - (num_bins - 1)).clamp(0.0, 1.0)
+    return torch.cat([rho[:-1], last.unsqueeze(0)], dim=0)
+
+
+def robust_activation(s: Tensor, m: Tensor) -> Tensor:
+    """σ(s; m) = (1−m)/2 · |s| + (1+m)/2 · s: slope 1 for s > 0, slope m for s < 0."""
+    return 0.5 * (1.0 - m) * s.abs() + 0.5 * (1.0 + m) * s
+
+
+def robust_activation_grad(s: Tensor, m: Tensor) -> Tensor:
+    """σ'(s; m) with sign(s) treated as a constant (torch.sign has zero gradient)."""
+    return 0.5 * (1.0 - m) * torch.sign(s) + 0.5 * (1.0 + m)
+
+
+class LearnedLabels(nn.Module):
+    """Label y(δ), positive weight v+(δ) and mask m(δ), each K weights on the distance bins."""
+
+    def __init__(self, num_bins: int = 10, bin_displacement: float = 0.5,
+                 init_gauss_sigma: float = 1.0, v_minus_init_factor: float = 4.0):
+        super().__init__()
+        self.num_bins = num_bins
+        self.bin_displacement = bin_displacement
+        d = torch.arange(num_bins, dtype=torch.float32) * bin_displacement
+        gauss = torch.exp(-0.5 * (d / init_gauss_sigma) ** 2)
+        self.label = nn.Parameter(gauss - gauss.min())                           # θ^y
+        self.weight = nn.Parameter(torch.ones(num_bins))                         # θ^+
+        self.mask = nn.Parameter(v_minus_init_factor * torch.tanh(2.0 - d))       # θ^m
+
+    def forward(self, dist: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """dist (...) -> y, v+, m, each shaped like dist."""
+        rho = distance_bins(dist, self.num_bins, self.bin_displacement)
+
+        def mix(theta: Tensor) -> Tensor:
+            return torch.tensordot(theta.to(rho.dtype), rho, dims=1)
+
+        return mix(self.label), mix(self.weight), torch.sigmoid(mix(self.mask))
+
+
+class QueryPrior(nn.Module):
+    """Separable 4D convolution R on a global volume, with its adjoint.
+
+    The volume (B, H'·W', H, W) is read as (B, H', W', H, W) = (query y, x, reference y, x).
+    R = conv over the reference dims (weight2, I -> O) ∘ conv over the query dims (weight1, 1 -> I),
+    zero padding k//2, no bias. Output (B, O, H', W', H, W).
+    """
+
+    def __init__(self, kernel_size: int = 3, inter_dim: int = 16, output_dim: int = 16):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.padding = kernel_size // 2
+        k = kernel_size
+        self.weight1 = nn.Parameter(torch.empty(inter_dim, 1, k, k))
+        self.weight2 = nn.Parameter(torch.empty(output_dim, inter_dim, k, k))
+        nn.init.normal_(self.weight1, std=1.0 / k)
+        nn.init.normal_(self.weight2, std=1.0 / (k * math.sqrt(inter_dim)))
+
+    def forward(self, volume: Tensor, query_size: tuple[int, int]) -> Tensor:
+        """R: (B, H'·W', H, W) -> (B, O, H', W', H, W)."""
+        b, _, h, w = volume.shape
+        hq, wq = query_size
+        p = self.padding
+        x = volume.reshape(b, hq, wq, h * w).permute(0, 3, 1, 2).reshape(b * h * w, 1, hq, wq)
+        x = F.conv2d(x, self.weight1.to(x.dtype), padding=p)                      # (B·N, I, H', W')
+        i = x.shape[1]
+        x = x.view(b, h, w, i, hq, wq).permute(0, 4, 5, 3, 1, 2).reshape(b * hq * wq, i, h, w)
+        x = F.conv2d(x, self.weight2.to(x.dtype), padding=p)                      # (B·N', O, H, W)
+        return x.view(b, hq, wq, -1, h, w).permute(0, 3, 1, 2, 4, 5)
+
+    def adjoint(self, out: Tensor) -> Tensor:
+        """Rᵀ: (B, O, H', W', H, W) -> (B, H'·W', H, W)."""
+        b, o, hq, wq, h, w = out.shape
+        p = self.padding
+        x = out.permute(0, 2, 3, 1, 4, 5).reshape(b * hq * wq, o, h, w)
+        x = F.conv_transpose2d(x, self.weight2.to(x.dtype), padding=p)           # (B·N', I, H, W)
+        i = x.shape[1]
+        x = x.view(b, hq, wq, i, h, w).permute(0, 4, 5, 3, 1, 2).reshape(b * h * w, i, hq, wq)
+        x = F.conv_transpose2d(x, self.weight1.to(x.dtype), padding=p)           # (B·N, 1, H', W')
+        return x.view(b, h * w, hq * wq).transpose(1, 2).reshape(b, hq * wq, h, w)

@@ -1,0 +1,33 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+REFERENCES = sorted(p.name for p in DATA.glob("*.npz"))
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))]
+
+
+def load_reference(name: str, device: str = "cpu") -> dict:
+    d = np.load(DATA / name)
+    out = {k: torch.from_numpy(d[k]).to(device) for k in d.files if k != "config"}
+    out["config"] = json.loads(str(d["config"]))
+    out["state_dict"] = {k[len("param:"):]: v for k, v in out.items() if k.startswith("param:")}
+    return out
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
+
+
+def perturb(module: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> torch.nn.Module:
+    """Move every parameter away from its init, so tests see all of them."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device))
+    return module

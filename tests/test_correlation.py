@@ -1,0 +1,87 @@
+"""Correlation operators: layouts against brute force, and the adjoint identity."""
+import pytest
+import torch
+
+from gocor.correlation import GlobalCorrelation, LocalCorrelation, global_correlation, local_correlation
+from gocor.objective import QueryPrior
+
+
+def test_global_layout_brute_force():
+    torch.manual_seed(0)
+    ref, q = torch.randn(2, 5, 3, 4, dtype=torch.float64), torch.randn(2, 5, 2, 3, dtype=torch.float64)
+    vol = global_correlation(ref, q)
+    assert vol.shape == (2, 6, 3, 4)
+    for b, yq, xq, y, x in [(0, 1, 2, 2, 3), (1, 0, 1, 1, 0)]:
+        assert torch.isclose(vol[b, yq * 3 + xq, y, x], (ref[b, :, y, x] * q[b, :, yq, xq]).sum())
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 4])
+def test_local_layout_brute_force(radius):
+    torch.manual_seed(1)
+    c, h, w = 3, 5, 6
+    ref, q = torch.randn(1, c, h, w, dtype=torch.float64), torch.randn(1, c, h, w, dtype=torch.float64)
+    vol = local_correlation(ref, q, radius)
+    k = 2 * radius + 1
+    assert vol.shape == (1, k * k, h, w)
+    for y in range(h):
+        for x in range(w):
+            for dy in range(-radius, radius + 1):
+                for dx in range(-radius, radius + 1):
+                    inside = 0 <= y + dy < h and 0 <= x + dx < w
+                    want = (ref[0, :, y, x] * q[0, :, y + dy, x + dx]).sum() / c if inside else 0.0
+                    got = vol[0, (dy + radius) * k + dx + radius, y, x]
+                    assert torch.isclose(got, torch.as_tensor(want, dtype=got.dtype))
+
+
+def _adjoint_gap(apply, transpose, x, y):
+    lhs = (apply(x) * y).sum()
+    rhs = (x * transpose(y)).sum()
+    return abs(lhs - rhs).item() / max(abs(lhs).item(), 1e-30)
+
+
+@pytest.mark.parametrize("make", [lambda f: GlobalCorrelation(f), lambda f: LocalCorrelation(f, 2),
+                                  lambda f: LocalCorrelation(f, 4)])
+def test_correlation_adjoint(make, device):
+    torch.manual_seed(2)
+    f = torch.randn(2, 6, 7, 5, dtype=torch.float64, device=device)
+    op = make(f)
+    x = torch.randn(2, 6, 7, 5, dtype=torch.float64, device=device)
+    y = torch.randn_like(op.apply(x))
+    assert _adjoint_gap(op.apply, op.transpose, x, y) < 1e-12
+
+
+def test_global_adjoint_query_of_other_size():
+    torch.manual_seed(3)
+    op = GlobalCorrelation(torch.randn(1, 4, 3, 8, dtype=torch.float64))
+    x = torch.randn(1, 4, 5, 2, dtype=torch.float64)
+    y = torch.randn(1, 24, 5, 2, dtype=torch.float64)
+    assert _adjoint_gap(op.apply, op.transpose, x, y) < 1e-12
+
+
+def test_prior_adjoint(device):
+    torch.manual_seed(4)
+    prior = QueryPrior(3, 4, 5).double().to(device)
+    vol = torch.randn(2, 4 * 6, 3, 5, dtype=torch.float64, device=device)   # query 4x6, reference 3x5
+    out = torch.randn(2, 5, 4, 6, 3, 5, dtype=torch.float64, device=device)
+    gap = _adjoint_gap(lambda v: prior(v, (4, 6)), prior.adjoint, vol, out)
+    assert gap < 1e-12
+
+
+def test_prior_matches_4d_brute_force():
+    torch.manual_seed(5)
+    prior = QueryPrior(3, 2, 2).double()
+    vol = torch.randn(1, 3 * 4, 3, 4, dtype=torch.float64)
+    out = prior(vol, (3, 4))
+    v = vol.view(3, 4, 3, 4)   # (query y, x, reference y, x)
+    w1, w2 = prior.weight1[:, 0], prior.weight2
+    o, qy, qx, ry, rx = 1, 2, 0, 1, 3
+    want = 0.0
+    for i in range(2):
+        for a in range(3):
+            for b in range(3):
+                for cc in range(3):
+                    for d in range(3):
+                        y1, x1, y2, x2 = qy + a - 1, qx + b - 1, ry + cc - 1, rx + d - 1
+                        if 0 <= y1 < 3 and 0 <= x1 < 4 and 0 <= y2 < 3 and 0 <= x2 < 4:
+                            want += w2[o, i, cc, d] * w1[i, a, b] * v[y1, x1, y2, x2]
+    assert torch.isclose(out[0, o, qy, qx, ry, rx], torch.as_tensor(want, dtype=torch.float64))
