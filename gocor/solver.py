@@ -38,7 +38,7 @@ def _per_filter(x: Tensor) -> Tensor:
 
 
 def _per_image(x: Tensor) -> Tensor:
-    return x.flatten(1).sum(1).view(-1, 1, 1, 1)
+    return x.sum(dim=tuple(range(1, x.dim()))).view(-1, 1, 1, 1)
 
 
 class FilterOptimizer(nn.Module):
@@ -87,7 +87,7 @@ class FilterOptimizer(nn.Module):
             dact = v * robust_activation_grad(s, m)
             g = ref_op.transpose(dact * (vs - vy)) + lam2 * w
             if use_prior:
-                g = g + query_op.transpose(self.prior.adjoint(rq))
+                g = g + query_op.transpose(self.prior.adjoint(rq, query_size))
             ag = ref_op.apply(g)
             gg = reduce(_per_filter(g * g))
             den = reduce(_per_filter((dact * ag) ** 2)) + lam2 * gg
@@ -101,7 +101,7 @@ class FilterOptimizer(nn.Module):
             w = w - sa * g
             s = s - sa * ag
             if use_prior:
-                rq = rq - sa.view(-1, 1, 1, 1, 1, 1) * rg
+                rq = rq - sa.view(-1, 1, 1, 1, 1) * rg
         return w
 
     def objective(self, w: Tensor, ref_op: CorrelationOperator,

@@ -1,0 +1,145 @@
+"""``python -m gocor bench``: time, peak memory and FLOPs of the correlation layers vs GOCor.
+
+Each case runs forward + backward (gradients to the features and to every parameter)
+in a fresh subprocess, so that peak memory (CUDA: allocator peak; CPU: growth of the
+peak resident set) is measured for that case alone.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from .correlation import global_correlation, local_correlation
+from .flops import count_flops
+from .module import GlobalGOCor, LocalGOCor
+
+CASES = {
+    "global correlation": dict(kind="global", size=16),
+    "GlobalGOCor (GLU-Net-GOCor, 3 steps)": dict(kind="global", size=16, gocor=True, num_iter=3),
+    "local correlation r=4": dict(kind="local", size=64),
+    "LocalGOCor r=4, 3 steps": dict(kind="local", size=64, gocor=True, num_iter=3),
+    "LocalGOCor r=4, 7 steps": dict(kind="local", size=64, gocor=True, num_iter=7),
+}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _make(case: dict, batch: int, channels: int, device: torch.device):
+    torch.manual_seed(0)
+    s = case["size"]
+    ref = torch.randn(batch, channels, s, s, device=device, requires_grad=True)
+    query = torch.randn(batch, channels, s, s, device=device, requires_grad=True)
+    if not case.get("gocor"):
+        layer = global_correlation if case["kind"] == "global" else local_correlation
+        return (lambda: layer(ref, query)), [ref, query]
+    module = (GlobalGOCor(channels) if case["kind"] == "global" else LocalGOCor(channels)).to(device)
+    return (lambda: module(ref, query, num_iter=case["num_iter"])), [ref, query, *module.parameters()]
+
+
+def run_case(name: str, batch: int = 4, channels: int = 64, repeats: int = 5) -> dict:
+    """Measure one case in this process."""
+    device = default_device()
+    forward, leaves = _make(CASES[name], batch, channels, device)
+
+    def step():
+        for t in leaves:
+            t.grad = None
+        forward().square().mean().backward()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    step()
+    _sync(device)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    mm, ew = count_flops(step)
+    t = statistics.median(times)
+    return {"case": name, "seconds": t, "peak_mib": peak / 2**20, "matmul_gflop": mm / 1e9,
+            "elementwise_gflop": ew / 1e9, "gflops": (mm + ew) / 1e9 / t, "device": str(device)}
+
+
+def machine_rate(device: torch.device) -> float:
+    """Measured GFLOP/s of float32 matmul and of the GOCor prior's convolution (the best)."""
+    a = torch.randn(2048, 2048, device=device)
+    x = torch.randn(1024, 16, 16, 16, device=device)
+    w = torch.randn(16, 16, 3, 3, device=device)
+    rates = []
+    for fn, flops in ((lambda: a @ a, 2 * 2048**3),
+                      (lambda: torch.nn.functional.conv2d(x, w, padding=1), 2 * 1024 * 256 * 16 * 16 * 9)):
+        fn()
+        _sync(device)
+        ts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            ts.append(time.perf_counter() - t0)
+        rates.append(flops / min(ts) / 1e9)
+    return max(rates)
+
+
+def machine_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {torch.get_num_threads()} threads"
+
+
+def run_all(batch: int = 4, channels: int = 64) -> dict:
+    rows = []
+    for name in CASES:
+        cmd = [sys.executable, "-c",
+               f"import json; from gocor.bench import run_case; "
+               f"print(json.dumps(run_case({name!r}, {batch}, {channels})))"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    device = default_device()
+    rate = machine_rate(device)
+    for r in rows:
+        r["floor_seconds"] = r["matmul_gflop"] / rate
+    return {"machine": machine_description(device), "torch": torch.__version__,
+            "machine_gflops": rate, "batch": batch, "channels": channels, "rows": rows}
+
+
+def format_table(result: dict) -> str:
+    lines = [f"Machine: {result['machine']}, torch {result['torch']}; measured peak "
+             f"{result['machine_gflops']:.0f} GFLOP/s (float32 matmul/conv). "
+             f"B={result['batch']}, C={result['channels']}, global 16x16, local 64x64, forward+backward.",
+             "",
+             "| layer | time (ms) | peak mem (MiB) | GFLOP matmul/conv | GFLOP elementwise | GFLOP/s | time / floor |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        ratio = r["seconds"] / r["floor_seconds"] if r["floor_seconds"] > 0 else float("nan")
+        lines.append(f"| {r['case']} | {1e3 * r['seconds']:.1f} | {r['peak_mib']:.1f} | "
+                     f"{r['matmul_gflop']:.3f} | {r['elementwise_gflop']:.3f} | {r['gflops']:.1f} | {ratio:.1f}x |")
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""Count the floating-point work of a function: matmul/conv FLOPs (torch's own counter)
+plus elementwise and reduction FLOPs (one per output element of pointwise ops, one per
+input element of sums), forward and backward."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+_SUMS = {torch.ops.aten.sum.dim_IntList, torch.ops.aten.sum.default, torch.ops.aten.mean.dim}
+
+
+class _ElementwiseCounter(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in _SUMS:
+            self.flops += args[0].numel()
+        elif torch.Tag.pointwise in func.tags and isinstance(out, torch.Tensor) and out.is_floating_point():
+            self.flops += out.numel()
+        return out
+
+
+def _conv_backward_flops(grad_out, x, weight, _bias, _stride, _padding, _dilation, transposed,
+                         _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """torch's own formula ignores ``groups`` (128x too much for GOCor's grouped prior conv).
+    Each requested gradient costs what the forward conv costs: 2 · batch · spatial · |weight|."""
+    spatial = (x if transposed else grad_out)[2:]
+    forward = 2 * x[0] * math.prod(spatial) * math.prod(weight)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def count_flops(fn: Callable[[], object]) -> tuple[int, int]:
+    """(matmul/conv FLOPs, elementwise FLOPs) of one call of ``fn``."""
+    counter = _ElementwiseCounter()
+    fixed = {torch.ops.aten.convolution_backward: _conv_backward_flops}
+    with FlopCounterMode(display=False, custom_mapping=fixed) as mm, counter:
+        fn()
+    return int(mm.get_total_flops()), counter.flops

@@ -1,0 +1,22 @@
+import torch
+import torch.nn.functional as F
+
+from gocor.flops import count_flops
+
+
+def test_grouped_conv_backward_counted_with_groups():
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    w = torch.randn(8 * 3, 1, 3, 3, requires_grad=True)
+    forward = 2 * 2 * 24 * 36 * 9          # batch · out channels · spatial · (in/groups) · k²
+    mm, _ = count_flops(lambda: F.conv2d(x, w, padding=1, groups=8).sum().backward())
+    assert mm == 3 * forward              # forward + grad input + grad weight
+
+
+def test_dense_conv_and_elementwise():
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+    w = torch.randn(6, 4, 3, 3, requires_grad=True)
+    forward = 2 * 2 * 6 * 25 * 4 * 9
+    mm, _ = count_flops(lambda: F.conv2d(x, w, padding=1).sum().backward())
+    assert mm == 3 * forward
+    a = torch.randn(10, 10)
+    assert count_flops(lambda: a * a + a) == (0, 200)
