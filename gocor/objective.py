@@ -66,18 +66,21 @@ class QueryPrior(nn.Module):
 
     The volume (B, H'·W', H, W) is read as (B, H', W', H, W) = (query y, x, reference y, x).
     R = conv over the reference dims (weight2, I -> O) ∘ conv over the query dims (weight1, 1 -> I),
-    zero padding k//2, no bias.
+    zero padding k//2, no bias (the authors' parametrization, kept for their weights).
 
-    No permutation is ever copied: the volume's memory *is* a channels-last (B, H·W, H', W')
-    tensor, so the query-dims conv is a grouped conv (one group per reference position),
-    and its channels-last output is, unchanged, a channels-last (B·H'·W', I, H, W) tensor
-    for the reference-dims conv.
+    Computed as ONE 2D conv over the reference dims whose k² input channels are the
+    query-shifted copies of the volume, with the combined kernel
+    W[o, (a, b), c, d] = Σ_i weight2[o, i, c, d] · weight1[i, 0, a, b]:
+    k⁴·O multiply-adds per volume entry instead of k²·I·(1 + O) (1296 vs 2448 for
+    GLU-Net-GOCor's k=3, I=O=16), no grouped conv and no permutation copies: the
+    shifted copies are laid out (B, H', W', H·W, k²), which is channels-last (B·H'·W', k², H, W).
     """
 
     def __init__(self, kernel_size: int = 3, inter_dim: int = 16, output_dim: int = 16):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.kernel_size = kernel_size
         self.padding = kernel_size // 2
         k = kernel_size
         self.weight1 = nn.Parameter(torch.empty(inter_dim, 1, k, k))
@@ -85,25 +88,32 @@ class QueryPrior(nn.Module):
         nn.init.normal_(self.weight1, std=1.0 / k)
         nn.init.normal_(self.weight2, std=1.0 / (k * math.sqrt(inter_dim)))
 
+    def kernel(self, dtype: torch.dtype) -> Tensor:
+        """The combined kernel (O, k², k, k): input channel a·k + b is the query shift (a, b)."""
+        k = self.kernel_size
+        w = torch.einsum("oicd,iab->oabcd", self.weight2.to(dtype), self.weight1[:, 0].to(dtype))
+        return w.reshape(w.shape[0], k * k, k, k)
+
     def forward(self, volume: Tensor, query_size: tuple[int, int]) -> Tensor:
-        """R: (B, H'·W', H, W) -> (B, H'·W', O, H, W)."""
+        """R: (B, H'·W', H, W) -> (B, H'·W', H, W, O), contiguous (channels last)."""
         b, nq, h, w = volume.shape
         hq, wq = query_size
-        n, i = h * w, self.weight1.shape[0]
-        x = volume.reshape(b, hq, wq, n).permute(0, 3, 1, 2)                      # (B, N, H', W'), CL
-        w1 = self.weight1.to(x.dtype).repeat(n, 1, 1, 1)
-        x = F.conv2d(x, w1, padding=self.padding, groups=n)                        # (B, N·I, H', W'), CL
-        x = x.permute(0, 2, 3, 1).reshape(b * nq, h, w, i).permute(0, 3, 1, 2)   # (B·N', I, H, W), CL
-        x = F.conv2d(x, self.weight2.to(x.dtype), padding=self.padding)           # (B·N', O, H, W)
-        return x.unflatten(0, (b, nq))
+        k, p = self.kernel_size, self.padding
+        padded = F.pad(volume.reshape(b, hq, wq, h * w), (0, 0, p, p, p, p))
+        shifted = torch.stack([padded[:, a:a + hq, c:c + wq] for a in range(k) for c in range(k)], dim=-1)
+        x = shifted.view(b * nq, h, w, k * k).permute(0, 3, 1, 2)                # (B·N', k², H, W), CL
+        x = F.conv2d(x, self.kernel(x.dtype), padding=p)                          # (B·N', O, H, W), CL
+        return x.permute(0, 2, 3, 1).view(b, nq, h, w, -1)
 
     def adjoint(self, out: Tensor, query_size: tuple[int, int]) -> Tensor:
-        """Rᵀ: (B, H'·W', O, H, W) -> (B, H'·W', H, W)."""
-        b, nq, o, h, w = out.shape
-        n, i = h * w, self.weight1.shape[0]
-        x = F.conv_transpose2d(out.flatten(0, 1), self.weight2.to(out.dtype), padding=self.padding)
+        """Rᵀ: (B, H'·W', H, W, O) -> (B, H'·W', H, W)."""
+        b, nq, h, w, o = out.shape
         hq, wq = query_size
-        x = x.permute(0, 2, 3, 1).reshape(b, hq, wq, n * i).permute(0, 3, 1, 2)   # (B, N·I, H', W')
-        w1 = self.weight1.to(x.dtype).repeat(n, 1, 1, 1)
-        x = F.conv_transpose2d(x, w1, padding=self.padding, groups=n)              # (B, N, H', W')
-        return x.permute(0, 2, 3, 1).reshape(b, nq, h, w)
+        k, p = self.kernel_size, self.padding
+        x = out.reshape(b * nq, h, w, o).permute(0, 3, 1, 2)                      # CL
+        x = F.conv_transpose2d(x, self.kernel(x.dtype), padding=p)                # (B·N', k², H, W)
+        shifted = x.permute(0, 2, 3, 1).reshape(b, hq, wq, h * w, k * k).unbind(-1)
+        # adjoint of the shifts: put each shifted copy back at its offset and sum
+        padded = sum(F.pad(shifted[a * k + c], (0, 0, c, 2 * p - c, a, 2 * p - a))
+                     for a in range(k) for c in range(k))
+        return padded[:, p:p + hq, p:p + wq].reshape(b, nq, h, w)

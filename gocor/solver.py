@@ -38,7 +38,26 @@ def _per_filter(x: Tensor) -> Tensor:
 
 
 def _per_image(x: Tensor) -> Tensor:
-    return x.sum(dim=tuple(range(1, x.dim()))).view(-1, 1, 1, 1)
+    return x.reshape(x.shape[0], -1).sum(1).view(-1, 1, 1, 1)
+
+
+class _SquaredNorm(torch.autograd.Function):
+    """Per-image ‖x‖² as one read (a norm reduction) and a one-pass backward 2·g·x,
+    for the large query-loss tensors where elementwise passes dominate."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1).square()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return x * (2.0 * grad).view(-1, *([1] * (x.dim() - 1)))
+
+
+def _sq_per_image(x: Tensor) -> Tensor:
+    return _SquaredNorm.apply(x).view(-1, 1, 1, 1)
 
 
 class FilterOptimizer(nn.Module):
@@ -93,15 +112,15 @@ class FilterOptimizer(nn.Module):
             den = reduce(_per_filter((dact * ag) ** 2)) + lam2 * gg
             if use_prior:
                 rg = self.prior(query_op.apply(g), query_size)
-                den = den + _per_image(rg * rg)
+                den = den + _sq_per_image(rg)
             alpha = gg / den.clamp_min(1e-8)
             if trace is not None:
                 trace[-1]["alpha"] = alpha.detach().flatten(1).clone()
             sa = step * alpha
             w = w - sa * g
             s = s - sa * ag
-            if use_prior:
-                rq = rq - sa.view(-1, 1, 1, 1, 1) * rg
+            if use_prior and (it + 1 < num_iter or trace is not None):
+                rq = torch.addcmul(rq, sa.view(-1, 1, 1, 1, 1), rg, value=-1.0)
         return w
 
     def objective(self, w: Tensor, ref_op: CorrelationOperator,
@@ -115,6 +134,6 @@ class FilterOptimizer(nn.Module):
 
 def _losses(r: Tensor, rq: Tensor | None, w: Tensor, lam2: Tensor) -> dict[str, Tensor]:
     lr = 0.5 * _per_image(r * r).flatten()
-    lq = 0.5 * _per_image(rq * rq).flatten() if rq is not None else torch.zeros_like(lr)
+    lq = 0.5 * _sq_per_image(rq).flatten() if rq is not None else torch.zeros_like(lr)
     reg = 0.5 * lam2 * _per_image(w * w).flatten()
     return {"L_r": lr, "L_q": lq, "reg": reg, "loss": lr + lq + reg}

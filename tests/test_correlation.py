@@ -62,7 +62,7 @@ def test_prior_adjoint(device):
     torch.manual_seed(4)
     prior = QueryPrior(3, 4, 5).double().to(device)
     vol = torch.randn(2, 4 * 6, 3, 5, dtype=torch.float64, device=device)   # query 4x6, reference 3x5
-    out = torch.randn(2, 4 * 6, 5, 3, 5, dtype=torch.float64, device=device)
+    out = torch.randn(2, 4 * 6, 3, 5, 5, dtype=torch.float64, device=device)
     gap = _adjoint_gap(lambda v: prior(v, (4, 6)), lambda o: prior.adjoint(o, (4, 6)), vol, out)
     assert gap < 1e-12
 
@@ -84,4 +84,4 @@ def test_prior_matches_4d_brute_force():
                         y1, x1, y2, x2 = qy + a - 1, qx + b - 1, ry + cc - 1, rx + d - 1
                         if 0 <= y1 < 3 and 0 <= x1 < 4 and 0 <= y2 < 3 and 0 <= x2 < 4:
                             want += w2[o, i, cc, d] * w1[i, a, b] * v[y1, x1, y2, x2]
-    assert torch.isclose(out[0, qy * 4 + qx, o, ry, rx], torch.as_tensor(want, dtype=torch.float64))
+    assert torch.isclose(out[0, qy * 4 + qx, ry, rx, o], torch.as_tensor(want, dtype=torch.float64))
