@@ -1,8 +1,10 @@
-"""``python -m gocor <command>``."""
+"""python -m gocor {bench, train, evaluate, reproduce}"""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from dataclasses import replace
 
 
 def _bench(args) -> None:
@@ -14,16 +16,68 @@ def _bench(args) -> None:
             json.dump(result, f, indent=1)
 
 
+def _train(args) -> None:
+    from .train import PROFILES, train
+    cfg = replace(PROFILES[args.profile], model=args.model, seed=args.seed,
+                  **({"steps": args.steps} if args.steps else {}))
+    result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
+    print(json.dumps({k: v for k, v in result.items() if k != "history"} | {"final": result["history"][-1:]}))
+
+
+def _evaluate(args) -> None:
+    from .evaluate import evaluate_checkpoint
+    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.split, args.pairs, args.device), indent=1))
+
+
+def _reproduce(args) -> None:
+    from .reproduce import reproduce
+    reproduce(args.out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gocor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
     p = sub.add_parser("bench", help="time/memory/FLOPs of correlation vs GOCor")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--json", help="also write the results to this file")
     p.set_defaults(fn=_bench)
+
+    p = sub.add_parser("train", help="train a matcher on synthetic pairs")
+    p.add_argument("--model", default="corr", help="corr | gocor | gocor_global | gocor_local")
+    p.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
+    p.add_argument("--steps", type=int, help="override the profile's number of steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run folder (last.pt is written there)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--device", help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a checkpoint, as JSON")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", default="standard", choices=["standard", "repetitive"])
+    p.add_argument("--pairs", help=".npz with source, target, flow, mask (see gocor.evaluate.load_pairs)")
+    p.add_argument("--device")
+    p.set_defaults(fn=_evaluate)
+
+    p = sub.add_parser("reproduce", help="run every notebook with papermill into build/")
+    p.add_argument("--out", default="build")
+    p.set_defaults(fn=_reproduce)
+
     args = parser.parse_args(argv)
-    args.fn(args)
+    from .checkpoint import CheckpointError
+    try:
+        args.fn(args)
+    except (CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except ValueError as e:
+        if args.command not in ("evaluate", "train"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""Metrics at image resolution over valid pixels, and evaluation of a checkpoint on a split
+or on any user's pairs (.npz)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .checkpoint import load_matcher
+from .data import test_split
+from .models import Matcher, upsample_flow
+
+
+def flow_metrics(pred: Tensor, gt: Tensor, mask: Tensor) -> dict[str, float]:
+    """AEPE, PCK-1/3/5 (share of valid pixels with EPE below 1/3/5 px) and F1 (share with
+    EPE > 3 px and > 5% of the true flow magnitude), all over the valid pixels of all pairs.
+    pred, gt (B, 2, H, W) in pixels; mask (B, H, W) bool."""
+    if pred.shape != gt.shape or mask.shape != gt[:, 0].shape:
+        raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, mask {tuple(mask.shape)}")
+    epe = (pred - gt).norm(dim=1)[mask]
+    mag = gt.norm(dim=1)[mask]
+    if epe.numel() == 0:
+        raise ValueError("no valid pixel in mask")
+    out = {"aepe": epe.mean().item()}
+    for t in (1, 3, 5):
+        out[f"pck{t}"] = (epe < t).float().mean().item()
+    out["f1"] = ((epe > 3) & (epe > 0.05 * mag)).float().mean().item()
+    out["valid_pixels"] = int(epe.numel())
+    return out
+
+
+@torch.no_grad()
+def predict(model: Matcher, source: Tensor, target: Tensor, batch_size: int = 32) -> Tensor:
+    """Flow at image resolution for (N, 3, H, W) pairs, batched, on the model's device."""
+    device = next(model.parameters()).device
+    model.eval()
+    out = [model.predict(source[i:i + batch_size].to(device), target[i:i + batch_size].to(device)).cpu()
+           for i in range(0, len(source), batch_size)]
+    return torch.cat(out)
+
+
+def load_pairs(path: str | Path, size: int = 64) -> dict[str, Tensor]:
+    """A user's pairs: .npz with source, target (N, H, W, 3) uint8, flow (N, H, W, 2) float32
+    (target grid, see gocor.data), mask (N, H, W) bool. Resized to size x size, flow scaled."""
+    path = Path(path)
+    try:
+        d = np.load(path)
+        arrays = {k: d[k] for k in ("source", "target", "flow", "mask")}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except KeyError as e:
+        raise ValueError(f"{path}: missing array {e}; expected source, target, flow, mask") from None
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    n, h, w = arrays["mask"].shape
+    for k, shape in (("source", (n, h, w, 3)), ("target", (n, h, w, 3)), ("flow", (n, h, w, 2))):
+        if arrays[k].shape != shape:
+            raise ValueError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape}")
+    img = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255.0
+    source, target = img(arrays["source"]), img(arrays["target"])
+    flow = torch.from_numpy(arrays["flow"].astype(np.float32)).permute(0, 3, 1, 2)
+    mask = torch.from_numpy(arrays["mask"].astype(bool))
+    if (h, w) != (size, size):
+        resize = lambda t: F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        source, target = resize(source), resize(target)
+        flow = upsample_flow(flow, (size, size))
+        mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest")[:, 0] > 0.5
+    return {"source": source, "target": target, "flow": flow, "mask": mask}
+
+
+def evaluate(model: Matcher, pairs: dict[str, Tensor]) -> dict[str, float]:
+    pred = predict(model, pairs["source"], pairs["target"])
+    return flow_metrics(pred, pairs["flow"], pairs["mask"])
+
+
+def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs: str | Path | None = None,
+                        device: str | torch.device | None = None) -> dict:
+    model, info = load_matcher(path, device)
+    data = load_pairs(pairs) if pairs is not None else test_split(split)
+    result = evaluate(model, data)
+    result.update({"checkpoint": str(path), "data": str(pairs) if pairs is not None else split,
+                   "model": info["matcher_config"]})
+    return result
