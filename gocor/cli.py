@@ -31,7 +31,7 @@ def _evaluate(args) -> None:
 
 def _reproduce(args) -> None:
     from .reproduce import reproduce
-    reproduce(args.out)
+    reproduce(args.out, update=args.update)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("reproduce", help="run every notebook with papermill into build/")
     p.add_argument("--out", default="build")
+    p.add_argument("--update", action="store_true", help="also copy the executed notebooks back into notebooks/")
     p.set_defaults(fn=_reproduce)
 
     args = parser.parse_args(argv)

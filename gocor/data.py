@@ -231,7 +231,7 @@ def make_batch(indices, split: str = "train", cfg: PairConfig = PairConfig(), se
     return {k: torch.stack([p[k] for p in pairs]) for k in pairs[0]}
 
 
-def test_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n: int = SPLIT_SIZE) -> dict[str, Tensor]:
+def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n: int = SPLIT_SIZE) -> dict[str, Tensor]:
     """The fixed held-out test splits: ``standard`` (held-out images and textures, mixed warps)
     and ``repetitive`` (periodic textures only). Bit-identical across runs."""
     if name not in ("standard", "repetitive"):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .checkpoint import load_matcher
-from .data import test_split
+from .data import held_out_split
 from .models import Matcher, upsample_flow
 
 
@@ -79,7 +79,7 @@ def evaluate(model: Matcher, pairs: dict[str, Tensor]) -> dict[str, float]:
 def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs: str | Path | None = None,
                         device: str | torch.device | None = None) -> dict:
     model, info = load_matcher(path, device)
-    data = load_pairs(pairs) if pairs is not None else test_split(split)
+    data = load_pairs(pairs) if pairs is not None else held_out_split(split)
     result = evaluate(model, data)
     result.update({"checkpoint": str(path), "data": str(pairs) if pairs is not None else split,
                    "model": info["matcher_config"]})

@@ -120,15 +120,24 @@ class Matcher(nn.Module):
             return self.local_gocor[level](ref, query)
         return local_correlation(ref, query, self.config.search_radius)
 
+    def pyramids(self, source: Tensor, target: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """L2-normalized feature pyramids (source, target), each [1/2, 1/4, 1/8]."""
+        fs = [F.normalize(f, dim=1) for f in self.features(self._normalize(source))]
+        ft = [F.normalize(f, dim=1) for f in self.features(self._normalize(target))]
+        return fs, ft
+
+    def global_volume(self, source: Tensor, target: Tensor) -> Tensor:
+        """The coarse (1/8) volume (B, H'·W', H, W): target = reference, source = query."""
+        fs, ft = self.pyramids(source, target)
+        return self._global_volume(ft[2], fs[2])
+
     def forward(self, source: Tensor, target: Tensor) -> list[Tensor]:
-        fs = self.features(self._normalize(source))
-        ft = self.features(self._normalize(target))
-        fs = [F.normalize(f, dim=1) for f in fs]
-        ft = [F.normalize(f, dim=1) for f in ft]
+        fs, ft = self.pyramids(source, target)
         vol = self._global_volume(ft[2], fs[2])
-        if vol.shape[1] != self.global_decoder[0][0].in_channels - 2 - ft[2].shape[1]:
-            raise ValueError(f"the global decoder expects {self.global_decoder[0][0].in_channels - 2 - ft[2].shape[1]} "
-                             f"query positions at 1/8 (64x64 images), got {vol.shape[1]}")
+        expected = self.global_decoder[0][0].in_channels - 2 - ft[2].shape[1]
+        if vol.shape[1] != expected:
+            raise ValueError(f"the global decoder expects {expected} query positions at 1/8 "
+                             f"(64x64 images), got {vol.shape[1]}")
         init = soft_argmax_flow(vol, fs[2].shape[-2:], self.beta)
         flow = init + self.global_decoder(torch.cat([vol, init, ft[2]], 1))
         flows = [flow]

@@ -1,0 +1,82 @@
+"""Matplotlib figures used by the notebooks. One colormap for every volume."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import Tensor
+
+VOLUME_CMAP = "magma"
+
+
+def save(fig, name: str) -> Path | None:
+    """Save into $GOCOR_FIGURES (set by ``python -m gocor reproduce``); no-op otherwise."""
+    folder = os.environ.get("GOCOR_FIGURES")
+    if not folder:
+        return None
+    path = Path(folder) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def image(t: Tensor) -> np.ndarray:
+    """(3, H, W) or (H, W) tensor -> array for imshow."""
+    t = t.detach().cpu().float()
+    return t.permute(1, 2, 0).clamp(0, 1).numpy() if t.dim() == 3 else t.numpy()
+
+
+def flow_to_rgb(flow: Tensor, max_norm: float | None = None) -> np.ndarray:
+    """(2, H, W) flow -> colour wheel image: hue = direction, saturation = magnitude."""
+    import matplotlib.colors as mcolors
+    u, v = flow[0].detach().cpu().numpy(), flow[1].detach().cpu().numpy()
+    mag = np.hypot(u, v)
+    max_norm = max_norm or max(mag.max(), 1e-6)
+    hsv = np.stack([(np.arctan2(v, u) / (2 * np.pi)) % 1.0, np.clip(mag / max_norm, 0, 1), np.ones_like(u)], -1)
+    return mcolors.hsv_to_rgb(hsv)
+
+
+def volume_slice(ax, scores: Tensor, title: str, truth: tuple[int, int] | None = None,
+                 query_image: Tensor | None = None) -> None:
+    """Scores of one reference position over the query grid (H', W'), with the argmax (x)
+    and the true match (o)."""
+    s = scores.detach().cpu().float()
+    if query_image is not None:
+        ax.imshow(image(query_image), extent=(-0.5, s.shape[1] - 0.5, s.shape[0] - 0.5, -0.5))
+        im = ax.imshow(s.numpy(), cmap=VOLUME_CMAP, alpha=0.75)
+    else:
+        im = ax.imshow(s.numpy(), cmap=VOLUME_CMAP)
+    y, x = divmod(int(s.argmax()), s.shape[1])
+    ax.plot(x, y, "x", color="cyan", ms=10, mew=2, label="argmax")
+    if truth is not None:
+        ax.plot(truth[1], truth[0], "o", mfc="none", color="lime", ms=12, mew=2, label="true match")
+    ax.set_title(title)
+    ax.set_xlabel("query x (cells)")
+    ax.set_ylabel("query y (cells)")
+    ax.legend(loc="lower right", fontsize=7)
+    plt.colorbar(im, ax=ax, fraction=0.046)
+
+
+def distance_functions(ax, labels, max_dist: float = 5.0) -> None:
+    """Label y, weight v+ and mask m of a LearnedLabels module as functions of distance."""
+    d = torch.linspace(0, max_dist, 200)
+    with torch.no_grad():
+        y, v, m = labels(d)
+    for curve, name in ((y, "label y(δ)"), (v, "weight v⁺(δ)"), (m, "mask m(δ)")):
+        ax.plot(d.numpy(), curve.numpy(), label=name)
+    ax.set_xlabel("distance δ (feature cells)")
+    ax.set_ylabel("value")
+    ax.legend()
+
+
+def convergence(ax, traces: dict[str, list[dict]], key: str = "loss") -> None:
+    """Objective per solver step for several runs (one line each, image 0)."""
+    for name, trace in traces.items():
+        ax.plot([t["step"] for t in trace], [float(t[key][0]) for t in trace], "o-", label=name)
+    ax.set_xlabel("steepest-descent step")
+    ax.set_ylabel(key)
+    ax.set_yscale("log")
+    ax.legend()

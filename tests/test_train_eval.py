@@ -1,0 +1,134 @@
+"""Training (resume == uninterrupted, reruns bit-identical), checkpoints, metrics, evaluation."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from gocor.checkpoint import CheckpointError, load_matcher, save
+from gocor.evaluate import evaluate_checkpoint, flow_metrics, load_pairs
+from gocor.models import CONFIGS, Matcher
+from gocor.train import PROFILES, train
+
+TINY = PROFILES["tiny"]
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train(replace(TINY, model="gocor"), out, device="cpu", progress=False)
+    return out / "last.pt"
+
+
+def test_resume_equals_uninterrupted(tmp_path, tiny_run):
+    cfg = replace(TINY, model="gocor")
+    train(cfg, tmp_path, device="cpu", progress=False, stop_after=3)       # killed after step 3
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 2  # last checkpoint: step 2
+    train(cfg, tmp_path, resume=True, device="cpu", progress=False)
+    a, b = _weights(tiny_run), _weights(tmp_path / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rerun_bit_identical_and_training_moves_weights(tmp_path, tiny_run):
+    train(replace(TINY, model="gocor"), tmp_path, device="cpu", progress=False)
+    a, b = _weights(tiny_run), _weights(tmp_path / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(TINY.seed)
+    init = Matcher(CONFIGS["gocor"]).state_dict()
+    assert any(not torch.equal(init[k], a[k]) for k in a)
+
+
+def test_resume_refuses_another_config(tmp_path):
+    train(TINY, tmp_path, device="cpu", progress=False, stop_after=2)
+    with pytest.raises(CheckpointError, match="another training config"):
+        train(replace(TINY, lr=0.5), tmp_path, resume=True, device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_models_are_small_and_same_backbone(name):
+    model = Matcher(CONFIGS[name])
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000
+    flows = model(torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64))
+    assert [f.shape[-1] for f in flows] == [8, 16, 32]
+    base = {k for k in Matcher(CONFIGS["corr"]).state_dict() if "gocor" not in k}
+    assert base == {k for k in model.state_dict() if "gocor" not in k}
+
+
+def test_metrics_on_hand_made_cases():
+    gt = torch.zeros(1, 2, 4, 4)
+    gt[:, 0] = 10.0
+    mask = torch.ones(1, 4, 4, dtype=torch.bool)
+    exact = flow_metrics(gt.clone(), gt, mask)
+    assert exact["aepe"] == 0 and exact["pck1"] == 1 and exact["f1"] == 0
+    off = gt.clone()
+    off[:, 0] += 3.0
+    off[:, 1] += 4.0                                      # EPE exactly 5 everywhere
+    m = flow_metrics(off, gt, mask)
+    assert m["aepe"] == pytest.approx(5) and m["pck5"] == 0 and m["pck3"] == 0 and m["f1"] == 1
+    half = gt.clone()
+    half[..., :2] += torch.tensor([0.5, 0.0]).view(1, 2, 1, 1)   # EPE 0.5 on the left half
+    mask[0, :, 3] = False                                  # a masked-out column with EPE 0
+    m = flow_metrics(half, gt, mask)
+    assert m["aepe"] == pytest.approx(0.5 * 8 / 12) and m["pck1"] == 1 and m["valid_pixels"] == 12
+    big = gt.clone()
+    big[:, 0] += 4.0                                       # EPE 4 > 3 px but < 5% of |gt| = 100
+    gt_big = gt * 10
+    big = gt_big.clone()
+    big[:, 0] += 4.0
+    assert flow_metrics(big, gt_big, torch.ones(1, 4, 4, dtype=torch.bool))["f1"] == 0
+
+
+def test_checkpoint_errors_name_the_file(tmp_path, tiny_run):
+    with pytest.raises(CheckpointError, match="no such checkpoint file"):
+        load_matcher(tmp_path / "missing.pt")
+    trunc = tmp_path / "trunc.pt"
+    trunc.write_bytes(tiny_run.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="trunc.pt: not a readable"):
+        load_matcher(trunc)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="foreign.pt: not a GOCor-kit checkpoint"):
+        load_matcher(foreign)
+    bad = tmp_path / "bad.pt"
+    save({"model": {}, "matcher_config": CONFIGS["corr"].to_dict()}, bad)
+    with pytest.raises(CheckpointError, match="bad.pt: checkpoint does not fit"):
+        load_matcher(bad)
+    cli = subprocess.run([sys.executable, "-m", "gocor", "evaluate", "--checkpoint", str(trunc)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2 and "trunc.pt" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_evaluate_on_a_pairs_file(tmp_path, tiny_run):
+    from gocor.data import held_out_split
+    d = held_out_split("standard", n=3)
+    to_u8 = lambda t: (t.permute(0, 2, 3, 1) * 255).round().byte().numpy()
+    up = torch.nn.functional.interpolate
+    src96 = up(d["source"], size=(96, 96), mode="bilinear", align_corners=False)
+    tgt96 = up(d["target"], size=(96, 96), mode="bilinear", align_corners=False)
+    flow96 = up(d["flow"], size=(96, 96), mode="bilinear", align_corners=False) * 1.5
+    mask96 = up(d["mask"][:, None].float(), size=(96, 96), mode="nearest")[:, 0] > 0.5
+    path = tmp_path / "pairs.npz"
+    np.savez(path, source=to_u8(src96), target=to_u8(tgt96),
+             flow=flow96.permute(0, 2, 3, 1).numpy().astype(np.float32), mask=mask96.numpy())
+    pairs = load_pairs(path)
+    assert pairs["source"].shape == (3, 3, 64, 64)
+    assert torch.allclose(pairs["flow"], d["flow"], atol=0.3)     # resized back, flow rescaled by 64/96
+    cli = subprocess.run([sys.executable, "-m", "gocor", "evaluate", "--checkpoint", str(tiny_run),
+                          "--pairs", str(path)], capture_output=True, text=True, check=True)
+    result = json.loads(cli.stdout)
+    assert {"aepe", "pck1", "pck3", "pck5", "f1"} <= set(result) and result["aepe"] > 0
+    np.savez(tmp_path / "broken.npz", source=to_u8(src96))
+    with pytest.raises(ValueError, match="broken.npz: missing array"):
+        load_pairs(tmp_path / "broken.npz")
+
+
+def test_evaluate_split_matches_function(tiny_run):
+    a = evaluate_checkpoint(tiny_run, "repetitive", device="cpu")
+    assert 0 <= a["pck1"] <= a["pck3"] <= a["pck5"] <= 1
