@@ -42,7 +42,7 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
             shutil.copyfile(target, path)
     lines = ["# Reproduction summary", "", "| notebook | wall time (s) | checked outputs |", "|---|---:|---|"]
     for r in rows:
-        checked = "<br>".join(re.sub(r"\s+", " ", c) for c in r["checked"]) or "-"
+        checked = "<br>".join(re.sub(r"\s+", " ", c).replace("|", "\\|") for c in r["checked"]) or "-"
         lines.append(f"| {r['notebook']} | {r['wall_time_s']} | {checked} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     (out / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -73,10 +73,12 @@ class VolumeExplorer:
         def redraw(change=None):
             if change is not None:
                 self.update(**{change["owner"].description.split()[-1]: change["new"]})
+            from IPython.display import display
             with out:
                 out.clear_output(wait=True)
                 fig = self.render(**self.state)
-                plt.show(fig)
+                display(fig)
+                plt.close(fig)
 
         for s in sliders.values():
             s.observe(redraw, names="value")

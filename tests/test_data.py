@@ -1,5 +1,4 @@
 """Synthetic pairs: the flow convention, determinism, splits."""
-import hashlib
 import subprocess
 import sys
 
@@ -47,16 +46,24 @@ def test_batches_are_pure_functions_of_their_indices():
     assert not torch.equal(make_batch([5])["flow"], make_batch([5], seed=1)["flow"])
 
 
-def _digest(split: str) -> str:
+DIGEST = """
+import hashlib
+from gocor.data import held_out_split
+
+def digest(split):
     d = held_out_split(split)
     h = hashlib.sha256()
     for k in sorted(d):
         h.update(d[k].numpy().tobytes())
     return h.hexdigest()
+"""
+namespace = {}
+exec(DIGEST, namespace)
+_digest = namespace["digest"]
 
 
 def test_splits_bit_identical_across_processes():
-    code = "from tests.test_data import _digest; print(_digest('standard'), _digest('repetitive'))"
+    code = DIGEST + "print(digest('standard'), digest('repetitive'))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert other == [_digest("standard"), _digest("repetitive")]
     assert other[0] != other[1]
