@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from .checkpoint import default_device
 from .correlation import global_correlation, local_correlation
 from .flops import count_flops
 from .module import GlobalGOCor, LocalGOCor
@@ -27,10 +28,6 @@ CASES = {
     "LocalGOCor r=4, 3 steps": dict(kind="local", size=64, gocor=True, num_iter=3),
     "LocalGOCor r=4, 7 steps": dict(kind="local", size=64, gocor=True, num_iter=7),
 }
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _sync(device: torch.device) -> None:

@@ -110,10 +110,15 @@ def _crop(img: Tensor, size: int, scale: float, gen: torch.Generator) -> Tensor:
                          antialias=True)[0]
 
 
+def pixel_grid(h: int, w: int, like: Tensor | None = None) -> Tensor:
+    """Pixel coordinates (2, h, w): channel 0 is x, channel 1 is y (dtype/device of ``like``)."""
+    kw = {"dtype": like.dtype, "device": like.device} if like is not None else {"dtype": torch.float32}
+    ys, xs = torch.meshgrid(torch.arange(h, **kw), torch.arange(w, **kw), indexing="ij")
+    return torch.stack([xs, ys])
+
+
 def _grid(size: int) -> Tensor:
-    y, x = torch.meshgrid(torch.arange(size, dtype=torch.float32),
-                          torch.arange(size, dtype=torch.float32), indexing="ij")
-    return torch.stack([x, y], -1).view(1, -1, 2)       # (1, N, 2) pixel (x, y)
+    return pixel_grid(size, size).flatten(1).t()[None]   # (1, N, 2) pixel (x, y)
 
 
 def _mapping(cfg: PairConfig, gen: torch.Generator) -> Tensor:
@@ -150,11 +155,8 @@ def remap(image: Tensor, coords: Tensor) -> Tensor:
 
 def warp(source: Tensor, flow: Tensor) -> Tensor:
     """Backward warp: (B, C, H, W) source, (B, 2, H, W) flow on the target grid -> target."""
-    b, _, h, w = flow.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device),
-                            torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
-    coords = torch.stack([xs + flow[:, 0], ys + flow[:, 1]], -1)
-    return remap(source, coords)
+    coords = pixel_grid(*flow.shape[-2:], like=flow) + flow
+    return remap(source, coords.permute(0, 2, 3, 1))
 
 
 def _photometric(img: Tensor, gen: torch.Generator) -> Tensor:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .correlation import global_correlation, local_correlation
-from .data import warp
+from .data import pixel_grid, warp
 from .module import GlobalGOCor, LocalGOCor
 
 
@@ -62,19 +62,13 @@ class FeaturePyramid(nn.Module):
         return [f2, f4, self.level8(f4)]
 
 
-def _coords(h: int, w: int, like: Tensor) -> Tensor:
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=like.dtype, device=like.device),
-                            torch.arange(w, dtype=like.dtype, device=like.device), indexing="ij")
-    return torch.stack([xs, ys])                                       # (2, h, w)
-
-
 def soft_argmax_flow(volume: Tensor, query_size: tuple[int, int], beta: Tensor) -> Tensor:
     """Expected query position under softmax(beta · volume) minus the reference position."""
     b, _, h, w = volume.shape
     prob = torch.softmax(beta * volume, dim=1)                         # over query positions
-    q = _coords(*query_size, volume).flatten(1)                        # (2, N')
+    q = pixel_grid(*query_size, volume).flatten(1)                        # (2, N')
     expected = torch.einsum("cn,bnhw->bchw", q, prob)
-    return expected - _coords(h, w, volume)
+    return expected - pixel_grid(h, w, volume)
 
 
 def upsample_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
