@@ -1,0 +1,34 @@
+"""The benchmark's measurements and table, and the train CLI (small sizes)."""
+import json
+import subprocess
+import sys
+
+import torch
+
+from gocor.bench import CASES, format_table, run_case
+
+
+def test_run_case_measures_every_layer():
+    rows = [run_case(name, batch=1, channels=4, repeats=1) for name in CASES]
+    for r in rows:
+        assert r["seconds"] > 0 and r["matmul_gflop"] + r["elementwise_gflop"] > 0
+    by = {r["case"]: r for r in rows}
+    assert by["GlobalGOCor (GLU-Net-GOCor, 3 steps)"]["matmul_gflop"] > 10 * by["global correlation"]["matmul_gflop"]
+    assert by["LocalGOCor r=4, 7 steps"]["matmul_gflop"] > by["LocalGOCor r=4, 3 steps"]["matmul_gflop"]
+    for r in rows:
+        r["floor_seconds"] = r["matmul_gflop"] / 100.0
+    table = format_table({"machine": "test", "torch": torch.__version__, "machine_gflops": 100.0,
+                          "batch": 1, "channels": 4, "rows": rows})
+    assert table.count("\n| ") == len(CASES) + 1 and "GlobalGOCor" in table
+
+
+def test_train_cli_and_resume(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "gocor", "train", "--profile", "tiny", "--out", str(out), "--no-progress",
+           "--device", "cpu"]
+    first = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert json.loads(first.stdout.strip().splitlines()[-1])["steps"] == 6
+    again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, check=True)
+    assert json.loads(again.stdout.strip().splitlines()[-1])["steps"] == 6
+    bad = subprocess.run(cmd[:-2] + ["--model", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown model" in bad.stderr
