@@ -6,9 +6,8 @@ Global and local GOCor share every part but the correlation operator.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 

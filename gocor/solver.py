@@ -24,6 +24,10 @@ from .objective import LearnedLabels, QueryPrior, robust_activation, robust_acti
 
 
 class CorrelationOperator(Protocol):
+    """What the solver needs of a correlation: fixed features, a score scale, apply/transpose,
+    and the distance of every (filter, partner) pair. See :mod:`gocor.correlation`."""
+
+    feat: Tensor
     scale: float
 
     def apply(self, w: Tensor) -> Tensor: ...
@@ -126,6 +130,8 @@ class FilterOptimizer(nn.Module):
     def objective(self, w: Tensor, ref_op: CorrelationOperator,
                   query_op: CorrelationOperator | None = None) -> dict[str, Tensor]:
         """L_r, L_q, ½λ²‖w‖² and their sum ("loss"), per image (B,), differentiable."""
+        if self.prior is not None and query_op is None:
+            raise ValueError("the query loss needs query features (query_op)")
         y, v, m = self.labels(ref_op.distances(*w.shape[-2:]).to(w.dtype))
         r = v * robust_activation(ref_op.apply(w), m) - v * y
         rq = self.prior(query_op.apply(w), query_op.feat.shape[-2:]) if self.prior is not None else None
