@@ -18,7 +18,7 @@ import torch
 
 from .checkpoint import default_device
 from .correlation import global_correlation, local_correlation
-from .flops import count_flops
+from .cost import count_flops
 from .module import GlobalGOCor, LocalGOCor
 
 CASES = {

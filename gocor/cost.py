@@ -1,6 +1,10 @@
-"""Count the floating-point work of a function: matmul/conv FLOPs (torch's own counter)
-plus elementwise and reduction FLOPs (one per output element of pointwise ops, one per
-input element of sums), forward and backward."""
+"""What a function costs, independent of the machine.
+
+- :func:`count_flops`: matmul/conv FLOPs (torch's own counter, grouped-conv backward fixed)
+  plus elementwise and reduction FLOPs (one per output element of pointwise ops, one per
+  input element of sums), forward and backward.
+- :func:`saved_bytes`: memory autograd keeps for the backward pass (distinct storages).
+"""
 from __future__ import annotations
 
 import math
@@ -43,3 +47,17 @@ def count_flops(fn: Callable[[], object]) -> tuple[int, int]:
     with FlopCounterMode(display=False, custom_mapping=fixed) as mm, counter:
         fn()
     return int(mm.get_total_flops()), counter.flops
+
+
+def saved_bytes(fn: Callable[[], object]) -> int:
+    """Bytes of the distinct tensor storages autograd saves for backward while ``fn`` runs."""
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor):
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())

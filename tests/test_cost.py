@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from gocor.flops import count_flops
+from gocor.cost import count_flops, saved_bytes
 
 
 def test_grouped_conv_backward_counted_with_groups():
@@ -20,3 +20,11 @@ def test_dense_conv_and_elementwise():
     assert mm == 3 * forward
     a = torch.randn(10, 10)
     assert count_flops(lambda: a * a + a) == (0, 200)
+
+
+def test_saved_bytes_counts_what_backward_keeps():
+    x = torch.randn(100, 100, requires_grad=True)
+    assert saved_bytes(lambda: (x * x).sum()) == 100 * 100 * 4          # x saved (once, shared)
+    assert saved_bytes(lambda: (x + x).sum()) == 0                        # add saves nothing
+    with torch.no_grad():
+        assert saved_bytes(lambda: (x * x).sum()) == 0
