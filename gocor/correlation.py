@@ -13,8 +13,6 @@ is the exact adjoint, scores -> filters. The plain correlation layer is
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -28,10 +26,6 @@ class GlobalCorrelation:
     def __init__(self, feat: Tensor):
         self.feat = feat
         self._flat = feat.flatten(2)  # (B, C, N')
-
-    @property
-    def num_partners(self) -> int:
-        return self._flat.shape[-1]
 
     def apply(self, w: Tensor) -> Tensor:
         """Filters (B, C, H, W) -> scores (B, H'·W', H, W)."""
@@ -71,10 +65,6 @@ class LocalCorrelation:
         self.scale = 1.0 / feat.shape[1]
         r = radius
         self._rows = F.pad(feat, (r, r, r, r)).permute(0, 2, 3, 1)   # (B, H+2r, W+2r, C)
-
-    @property
-    def num_partners(self) -> int:
-        return (2 * self.radius + 1) ** 2
 
     def apply(self, w: Tensor) -> Tensor:
         """Filters (B, C, H, W) -> scores (B, (2r+1)², H, W)."""
@@ -125,10 +115,3 @@ def local_correlation(reference: Tensor, query: Tensor, radius: int = 4) -> Tens
     """Feature correlation layer, local: (B, C, H, W) twice -> (B, (2r+1)², H, W), scaled by 1/C."""
     return LocalCorrelation(query, radius).apply(reference)
 
-
-def window_side(num_channels: int) -> int:
-    """Side 2r+1 of a local volume with ``num_channels`` = (2r+1)² channels."""
-    k = math.isqrt(num_channels)
-    if k * k != num_channels or k % 2 == 0:
-        raise ValueError(f"{num_channels} channels is not an odd square (2r+1)^2")
-    return k

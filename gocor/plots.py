@@ -29,16 +29,6 @@ def image(t: Tensor) -> np.ndarray:
     return t.permute(1, 2, 0).clamp(0, 1).numpy() if t.dim() == 3 else t.numpy()
 
 
-def flow_to_rgb(flow: Tensor, max_norm: float | None = None) -> np.ndarray:
-    """(2, H, W) flow -> colour wheel image: hue = direction, saturation = magnitude."""
-    import matplotlib.colors as mcolors
-    u, v = flow[0].detach().cpu().numpy(), flow[1].detach().cpu().numpy()
-    mag = np.hypot(u, v)
-    max_norm = max_norm or max(mag.max(), 1e-6)
-    hsv = np.stack([(np.arctan2(v, u) / (2 * np.pi)) % 1.0, np.clip(mag / max_norm, 0, 1), np.ones_like(u)], -1)
-    return mcolors.hsv_to_rgb(hsv)
-
-
 def volume_slice(ax, scores: Tensor, title: str, truth: tuple[int, int] | None = None,
                  query_image: Tensor | None = None) -> None:
     """Scores of one reference position over the query grid (H', W'), with the argmax (x)
