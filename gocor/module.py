@@ -85,19 +85,24 @@ class _GOCor(nn.Module):
     def operator(self, feat: Tensor):
         raise NotImplementedError
 
+    def _solve(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None,
+               trace: list[dict] | None):
+        check_features(reference_feat, query_feat, self.feature_dim, self._same_size())
+        num_iter = self.config.num_iter if num_iter is None else num_iter
+        query_op = self.operator(query_feat)
+        w = self.optimizer(self.initializer(reference_feat), self.operator(reference_feat), query_op,
+                           num_iter, trace)
+        return w, query_op
+
     def filters(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
                 trace: list[dict] | None = None) -> Tensor:
         """Optimized filters (B, C, H, W)."""
-        check_features(reference_feat, query_feat, self.feature_dim, self._same_size())
-        num_iter = self.config.num_iter if num_iter is None else num_iter
-        w0 = self.initializer(reference_feat)
-        return self.optimizer(w0, self.operator(reference_feat), self.operator(query_feat),
-                              num_iter, trace)
+        return self._solve(reference_feat, query_feat, num_iter, trace)[0]
 
     def forward(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
                 trace: list[dict] | None = None) -> Tensor:
-        w = self.filters(reference_feat, query_feat, num_iter, trace)
-        return self.operator(query_feat).apply(w)
+        w, query_op = self._solve(reference_feat, query_feat, num_iter, trace)
+        return query_op.apply(w)
 
     def _same_size(self) -> bool:
         return True

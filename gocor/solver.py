@@ -122,9 +122,10 @@ class FilterOptimizer(nn.Module):
                 trace[-1]["alpha"] = alpha.detach().flatten(1).clone()
             sa = step * alpha
             w = w - sa * g
-            s = s - sa * ag
-            if use_prior and (it + 1 < num_iter or trace is not None):
-                rq = torch.addcmul(rq, sa.view(-1, 1, 1, 1, 1), rg, value=-1.0)
+            if it + 1 < num_iter or trace is not None:      # scores are read again only then
+                s = s - sa * ag
+                if use_prior:
+                    rq = torch.addcmul(rq, sa.view(-1, 1, 1, 1, 1), rg, value=-1.0)
         return w
 
     def objective(self, w: Tensor, ref_op: CorrelationOperator,
