@@ -6,7 +6,8 @@ Reference loss, for filter p and partner q with score s = <w_p, f^r_q>:
 
 with label y, weight v+ and mask m learned as functions of the distance δ = |p − q|
 through triangular bins. Query loss: L_q = ½ ‖R(C(w, f^q))‖² with R a separable 4D
-convolution (the prior on the correspondence volume).
+convolution (the prior on the correspondence volume). R and Rᵀ here are the definition;
+the solver never builds R's output (see :mod:`gocor.query_loss`).
 """
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ class QueryPrior(nn.Module):
     R = conv over the reference dims (weight2, I -> O) ∘ conv over the query dims (weight1, 1 -> I),
     zero padding k//2, no bias (the authors' parametrization, kept for their weights).
 
+    The solver does not call this (:mod:`gocor.query_loss` is exact and much cheaper); it
+    defines L_q for :meth:`FilterOptimizer.objective`, the tests and the notebooks.
     Computed as ONE 2D conv over the reference dims whose k² input channels are the
     query-shifted copies of the volume, with the combined kernel
     W[o, (a, b), c, d] = Σ_i weight2[o, i, c, d] · weight1[i, 0, a, b]:

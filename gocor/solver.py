@@ -4,12 +4,14 @@ Written once over a pair of correlation operators (``ref_op`` for the reference 
 ``query_op`` for the query loss and the output), so that global and local GOCor differ
 only in the operator. Each step:
 
-    g = A_rᵀ(v+σ'(s) · r) + λ² w  [+ A_qᵀ Rᵀ R A_q w]          (gradient)
-    α = ‖g‖² / (‖v+σ'(s) · A_r g‖² + λ² ‖g‖²  [+ ‖R A_q g‖²])   (exact Gauss-Newton step)
+    g = A_rᵀ(v+σ'(s) · r) + λ² w  [+ M w]                        (gradient)
+    α = ‖g‖² / (‖v+σ'(s) · A_r g‖² + λ² ‖g‖²  [+ <g, M g>])     (exact Gauss-Newton step)
     w ← w − exp(γ) α g
 
-α is per filter, or per image pair when the query loss couples all filters. Scores
-A_r w and R A_q w are linear in w and updated in place of recomputation.
+with M = A_qᵀ Rᵀ R A_q the query loss's Hessian (<g, M g> = ‖R A_q g‖²), applied through
+its patch Gram matrix (:class:`~gocor.objective.QueryLoss`). α is per filter, or per
+image pair when the query loss couples all filters. Scores A_r w and M w are linear in w
+and updated in place of recomputation.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .objective import LearnedLabels, QueryPrior, robust_activation, robust_activation_grad
+from .objective import LearnedLabels, QueryPrior, robust_activation
+from .query_loss import QueryLoss
 
 
 class CorrelationOperator(Protocol):
@@ -43,25 +46,6 @@ def _per_filter(x: Tensor) -> Tensor:
 
 def _per_image(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], -1).sum(1).view(-1, 1, 1, 1)
-
-
-class _SquaredNorm(torch.autograd.Function):
-    """Per-image ‖x‖² as one read (a norm reduction) and a one-pass backward 2·g·x,
-    for the large query-loss tensors where elementwise passes dominate."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
-        return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1).square()
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        (x,) = ctx.saved_tensors
-        return x * (2.0 * grad).view(-1, *([1] * (x.dim() - 1)))
-
-
-def _sq_per_image(x: Tensor) -> Tensor:
-    return _SquaredNorm.apply(x).view(-1, 1, 1, 1)
 
 
 class FilterOptimizer(nn.Module):
@@ -90,57 +74,69 @@ class FilterOptimizer(nn.Module):
         use_prior = self.prior is not None
         if use_prior and query_op is None:
             raise ValueError("the query loss needs query features (query_op)")
+        if num_iter == 0 and trace is None:
+            return w
         h, wd = w.shape[-2:]
         y, v, m = self.labels(ref_op.distances(h, wd).to(w.dtype))
-        vy = v * y
+        neg_vy = -v * y
+        vpos, vneg = 0.5 * v * (1.0 + m), 0.5 * v * (1.0 - m)      # v+σ'(s) = vpos + vneg·sign(s)
         lam2 = self.reg_weight(ref_op, w.dtype)
         step = torch.exp(self.log_step_length).to(w.dtype)
         reduce = _per_image if use_prior else _per_filter
-        query_size = query_op.feat.shape[-2:] if use_prior else None
+        query_loss = QueryLoss(self.prior, query_op.feat) if use_prior else None
 
         s = ref_op.apply(w)
-        rq = self.prior(query_op.apply(w), query_size) if use_prior else None
+        mw = query_loss.grad(w) if use_prior else None
         for it in range(num_iter + 1):
-            vs = v * robust_activation(s, m)
+            if it == num_iter and trace is None:
+                break
+            dact = torch.addcmul(vpos, vneg, torch.sign(s.detach()))        # v+ σ'(s), sign constant
+            r = torch.addcmul(neg_vy, dact, s)                              # v+ σ(s) − v+ y, σ(s) = σ'(s)·s
             if trace is not None:
-                losses = _losses(vs - vy, rq, w, lam2)
+                lq = 0.5 * _per_image(w * mw).flatten() if use_prior else None
+                losses = _losses(r, lq, w, lam2)
                 trace.append({"step": it, **{k: t.detach() for k, t in losses.items()}})
             if it == num_iter:
                 break
-            dact = v * robust_activation_grad(s, m)
-            g = ref_op.transpose(dact * (vs - vy)) + lam2 * w
+            g = ref_op.transpose(dact * r) + lam2 * w
             if use_prior:
-                g = g + query_op.transpose(self.prior.adjoint(rq, query_size))
+                g = g + mw
             ag = ref_op.apply(g)
             gg = reduce(_per_filter(g * g))
-            den = reduce(_per_filter((dact * ag) ** 2)) + lam2 * gg
+            h = dact * ag
+            den = reduce(_per_filter(h * h)) + lam2 * gg
             if use_prior:
-                rg = self.prior(query_op.apply(g), query_size)
-                den = den + _sq_per_image(rg)
+                mg = query_loss.grad(g)
+                den = den + _per_image(g * mg)
             alpha = gg / den.clamp_min(1e-8)
             if trace is not None:
                 trace[-1]["alpha"] = alpha.detach().flatten(1).clone()
             sa = step * alpha
-            w = w - sa * g
-            if it + 1 < num_iter or trace is not None:      # scores are read again only then
-                s = s - sa * ag
+            w = torch.addcmul(w, sa, g, value=-1.0)
+            if it + 1 < num_iter or trace is not None:      # s and M w are read again only then
+                s = torch.addcmul(s, sa, ag, value=-1.0)
                 if use_prior:
-                    rq = torch.addcmul(rq, sa.view(-1, 1, 1, 1, 1), rg, value=-1.0)
+                    mw = torch.addcmul(mw, sa, mg, value=-1.0)
         return w
 
     def objective(self, w: Tensor, ref_op: CorrelationOperator,
                   query_op: CorrelationOperator | None = None) -> dict[str, Tensor]:
-        """L_r, L_q, ½λ²‖w‖² and their sum ("loss"), per image (B,), differentiable."""
+        """L_r, L_q, ½λ²‖w‖² and their sum ("loss"), per image (B,), differentiable.
+        Computed from the definitions (L_q through the 4D prior on the volume), not the
+        solver's shortcuts, so that the two can be checked against each other."""
         if self.prior is not None and query_op is None:
             raise ValueError("the query loss needs query features (query_op)")
         y, v, m = self.labels(ref_op.distances(*w.shape[-2:]).to(w.dtype))
         r = v * robust_activation(ref_op.apply(w), m) - v * y
-        rq = self.prior(query_op.apply(w), query_op.feat.shape[-2:]) if self.prior is not None else None
-        return _losses(r, rq, w, self.reg_weight(ref_op, w.dtype))
+        lq = None
+        if self.prior is not None:
+            rq = self.prior(query_op.apply(w), query_op.feat.shape[-2:])
+            lq = 0.5 * _per_image(rq * rq).flatten()
+        return _losses(r, lq, w, self.reg_weight(ref_op, w.dtype))
 
 
-def _losses(r: Tensor, rq: Tensor | None, w: Tensor, lam2: Tensor) -> dict[str, Tensor]:
+def _losses(r: Tensor, lq: Tensor | None, w: Tensor, lam2: Tensor) -> dict[str, Tensor]:
     lr = 0.5 * _per_image(r * r).flatten()
-    lq = 0.5 * _sq_per_image(rq).flatten() if rq is not None else torch.zeros_like(lr)
+    lq = torch.zeros_like(lr) if lq is None else lq
     reg = 0.5 * lam2 * _per_image(w * w).flatten()
     return {"L_r": lr, "L_q": lq, "reg": reg, "loss": lr + lq + reg}

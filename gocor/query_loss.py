@@ -1,0 +1,159 @@
+"""The query loss without the volume: L_q as a quadratic form on filter patches.
+
+With the query features f^q fixed, the volume V[q, u] = <f^q_q, w_u> is linear in the
+filters, and R reads it at query shifts s and reference shifts t (k×k each). So every
+entry of R(V) is a bilinear form in the shifted query features Φ and the k×k patches Γ
+of the filters,
+
+    R(V)[o, q, u] = Σ_{s,t,c} K[o,s,t] Φ[q, (s,c)] Γ[u, (t,c)],    K = combined 4D kernel,
+
+and summing its square over o and q leaves one matrix per image pair:
+
+    ‖R(V)‖² = Σ_u Γ_u Q Γ_uᵀ,   Q[(t,c), (t',c')] = Σ_{s,s'} T[(t,t'), (s,s')] P[(s,c), (s',c')],
+    T = Σ_o K[o,s,t] K[o,s',t'],   P = Φᵀ Φ   (Gram of the shifted query features).
+
+Exact, borders included (zero padding is zero patches). The query loss's gradient
+M w = C_qᵀ Rᵀ R C_q w is then fold(Γ Q): one (N × k²C) · (k²C × k²C) matmul instead of a
+4D convolution and its adjoint over an O-channel volume, and nothing of volume size
+(O·H'W'·HW entries) is ever stored for backward.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .objective import QueryPrior
+
+
+def _unfold(x: Tensor, k: int) -> Tensor:
+    b, c, h, w = x.shape
+    p = k // 2
+    xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, p, p, p, p))                # (B, H+2p, W+2p, C)
+    sb, sy, sx, sc = xp.stride()
+    return xp.as_strided((b, h, w, k, k, c), (sb, sy, sx, sy, sx, sc)).reshape(b, h * w, k * k * c)
+
+
+def _fold(y: Tensor, size: tuple[int, int], k: int) -> Tensor:
+    (h, w), p = size, k // 2
+    b = y.shape[0]
+    y = y.view(b, h, w, k, k, -1)
+    out = y.new_zeros(b, h + 2 * p, w + 2 * p, y.shape[-1])
+    for a in range(k):
+        for c in range(k):
+            out[:, a:a + h, c:c + w] += y[:, :, :, a, c]
+    return out[:, p:p + h, p:p + w].permute(0, 3, 1, 2).contiguous()
+
+
+class _Patches(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, k: int) -> Tensor:
+        ctx.size, ctx.k = x.shape[-2:], k
+        return _unfold(x, k)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _FoldPatches.apply(grad, ctx.size, ctx.k), None
+
+
+class _FoldPatches(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y: Tensor, size: tuple[int, int], k: int) -> Tensor:
+        ctx.k = k
+        return _fold(y, size, k)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _Patches.apply(grad, ctx.k), None, None
+
+
+def patches(x: Tensor, k: int) -> Tensor:
+    """k×k patches, zero padded, one row per position: (B, C, H, W) -> (B, H·W, k²·C),
+    entry [y·W + x, (a·k + b)·C + c] = x[c, y + a − k//2, x + b − k//2]. (``F.unfold``
+    transposed and shift-major; contiguous runs of C make it several times faster on CPU.)"""
+    return _Patches.apply(x, k)
+
+
+def fold_patches(y: Tensor, size: tuple[int, int], k: int) -> Tensor:
+    """The adjoint of :func:`patches`: (B, H·W, k²·C) -> (B, C, H, W)."""
+    return _FoldPatches.apply(y, tuple(size), k)
+
+
+def _pair_gram(phi: Tensor, k2: int) -> Tensor:
+    """P = ΦᵀΦ laid out [(s,s'), (b,c,c')] for the T-contraction (copies of contiguous C-runs)."""
+    b, _, d = phi.shape
+    c = d // k2
+    p = torch.bmm(phi.transpose(1, 2), phi)                                       # [b, s, c, s', c']
+    return p.view(b, k2, c, k2, c).permute(1, 3, 0, 2, 4).reshape(k2 * k2, b * c * c)
+
+
+class _ShiftedGram(torch.autograd.Function):
+    """Q = T-contraction of P = ΦᵀΦ, with a hand-written backward that uses P's symmetry
+    (one matmul for Φ̄ where autograd would do two)."""
+
+    @staticmethod
+    def forward(ctx, phi: Tensor, t: Tensor, k2: int) -> Tensor:
+        b, _, d = phi.shape
+        c = d // k2
+        p = _pair_gram(phi, k2)
+        ctx.save_for_backward(phi, t, p)
+        ctx.k2 = k2
+        q = torch.mm(t, p).view(k2, k2, b, c, c)                                  # [t, t', b, c, c']
+        return q.permute(2, 0, 3, 1, 4).reshape(b, d, d)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        phi, t, p = ctx.saved_tensors
+        b, _, d = phi.shape
+        k2 = ctx.k2
+        c = d // k2
+        if torch.is_grad_enabled():           # double backward: P must be a function of Φ
+            p = _pair_gram(phi, k2)
+        grad = grad.reshape(b, k2, c, k2, c).permute(1, 3, 0, 2, 4).reshape(k2 * k2, b * c * c)
+        grad_t = torch.mm(grad, p.t()) if ctx.needs_input_grad[1] else None
+        grad_phi = None
+        if ctx.needs_input_grad[0]:
+            grad_p = torch.mm(t.t(), grad).view(k2, k2, b, c, c).permute(2, 0, 3, 1, 4).reshape(b, d, d)
+            grad_phi = torch.bmm(phi, grad_p + grad_p.transpose(1, 2))
+        return grad_phi, grad_t, None
+
+
+def query_gram(prior: QueryPrior, query_feat: Tensor) -> Tensor:
+    """Q (B, k²C, k²C) with ‖R(C(w, f^q))‖² = Σ_u Γ_u Q Γ_uᵀ, Γ = patches(w); see the module doc."""
+    k2 = prior.kernel_size ** 2
+    kern = prior.kernel(query_feat.dtype).flatten(2)                            # (O, s, t)
+    t = torch.einsum("ost,opu->tusp", kern, kern).reshape(k2 * k2, k2 * k2)     # [(t,t'), (s,s')]
+    return _ShiftedGram.apply(patches(query_feat, prior.kernel_size), t, k2)
+
+
+class _GramApply(torch.autograd.Function):
+    """fold(patches(w) Q): the query loss's Hessian applied to filters. Backward recomputes
+    the patches from w (cheap, and still in cache when the big matmuls read them)."""
+
+    @staticmethod
+    def forward(ctx, w: Tensor, q: Tensor, k: int) -> Tensor:
+        ctx.save_for_backward(w, q)
+        ctx.k = k
+        return _fold(torch.bmm(_unfold(w, k), q), w.shape[-2:], k)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        w, q = ctx.saved_tensors
+        k = ctx.k
+        grad_patches = patches(grad, k)
+        grad_w = fold_patches(torch.bmm(grad_patches, q.transpose(1, 2)), w.shape[-2:], k)
+        grad_q = torch.bmm(patches(w, k).transpose(1, 2), grad_patches) if ctx.needs_input_grad[1] else None
+        return grad_w, grad_q, None
+
+
+class QueryLoss:
+    """L_q(w) = ½ ‖R(C(w, f^q))‖² for fixed query features f^q (B, C, H', W'), on filters
+    w (B, C, H, W), through its Gram matrix :func:`query_gram`."""
+
+    def __init__(self, prior: QueryPrior, query_feat: Tensor):
+        self.kernel_size = prior.kernel_size
+        self.q = query_gram(prior, query_feat)
+
+    def grad(self, w: Tensor) -> Tensor:
+        """M w = C_qᵀ Rᵀ R C_q w (B, C, H, W), so that L_q(w) = ½ <w, M w>."""
+        return _GramApply.apply(w, self.q, self.kernel_size)

@@ -1,0 +1,93 @@
+"""The query loss as a patch Gram form, against its definition through the 4D prior."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import perturb
+from gocor import GlobalGOCor
+from gocor.correlation import GlobalCorrelation
+from gocor.objective import QueryPrior
+from gocor.query_loss import QueryLoss, fold_patches, patches, query_gram
+
+
+def _rel(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_patches_are_unfold_reordered(k, device):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 6, dtype=torch.float64, device=device)
+    ref = F.unfold(x, k, padding=k // 2).view(2, 3, k * k, 24)            # [b, c, t, u]
+    assert torch.equal(patches(x, k), ref.permute(0, 3, 2, 1).reshape(2, 24, k * k * 3))
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_fold_is_the_adjoint_of_patches(k, device):
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 4, 6, dtype=torch.float64, device=device)
+    y = torch.randn(2, 24, k * k * 3, dtype=torch.float64, device=device)
+    lhs, rhs = (patches(x, k) * y).sum(), (x * fold_patches(y, (4, 6), k)).sum()
+    assert abs(lhs - rhs) / abs(lhs) < 1e-12
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: patches(x, k), x)
+    assert torch.autograd.gradgradcheck(lambda y: fold_patches(y, (4, 6), k), y.requires_grad_(True))
+
+
+@pytest.mark.parametrize("k,inter,out,ref_size,query_size", [
+    (3, 4, 5, (4, 5), (4, 5)),
+    (3, 2, 3, (3, 6), (5, 2)),       # query and reference grids of different sizes
+    (5, 3, 2, (4, 4), (3, 5)),
+    (1, 2, 2, (2, 3), (3, 3)),
+])
+def test_gram_form_equals_the_prior_on_the_volume(k, inter, out, ref_size, query_size, device):
+    """‖R(C(w, f^q))‖² = Σ_u Γ_u Q Γ_uᵀ and M w = ∇ ½‖R C(w)‖², borders included."""
+    torch.manual_seed(2)
+    prior = perturb(QueryPrior(k, inter, out).double(), seed=3).to(device)
+    fq = torch.randn(2, 4, *query_size, dtype=torch.float64, device=device)
+    w = torch.randn(2, 4, *ref_size, dtype=torch.float64, device=device, requires_grad=True)
+    energy = (prior(GlobalCorrelation(fq).apply(w), query_size) ** 2).flatten(1).sum(1)
+    grad, = torch.autograd.grad(0.5 * energy.sum(), w)
+
+    mw = QueryLoss(prior, fq).grad(w)
+    assert _rel(mw, grad) < 1e-12
+    assert _rel((w * mw).flatten(1).sum(1), energy) < 1e-12
+    q = query_gram(prior, fq)
+    assert _rel(q, q.transpose(1, 2)) < 1e-14
+
+
+def test_gram_form_sees_every_parameter():
+    """A wrong kernel (weight1 nudged) must change Q: the form is not a tautology."""
+    torch.manual_seed(4)
+    prior = QueryPrior(3, 2, 2).double()
+    fq = torch.randn(1, 3, 4, 4, dtype=torch.float64)
+    q = query_gram(prior, fq)
+    with torch.no_grad():
+        prior.weight1[0, 0, 0, 0] += 1e-3
+    assert _rel(query_gram(prior, fq), q) > 1e-6
+
+
+def test_query_loss_gradients_first_and_second_order():
+    torch.manual_seed(5)
+    prior = QueryPrior(3, 2, 3).double()
+    fq = torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
+    fn = lambda w, fq, w1, w2: QueryLoss(prior, fq).grad(w)
+    inputs = (w, fq, prior.weight1, prior.weight2)
+    assert torch.autograd.gradcheck(fn, inputs)
+    assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+def test_solver_trace_matches_the_definition():
+    """The solver's L_q (Gram form, updated recursively) equals objective()'s (4D prior) at every step."""
+    torch.manual_seed(6)
+    m = perturb(GlobalGOCor(5, prior_inter_dim=3, prior_output_dim=4).double(), seed=8)
+    ref, query = (torch.randn(2, 5, 4, 5, dtype=torch.float64) for _ in range(2))
+    trace, iterates = [], []
+    m.filters(ref, query, num_iter=3, trace=trace)
+    for n in range(4):
+        w = m.filters(ref, query, num_iter=n) if n else m.initializer(ref)
+        iterates.append(m.optimizer.objective(w, m.operator(ref), m.operator(query)))
+    for t, want in zip(trace, iterates):
+        for key in ("L_r", "L_q", "reg", "loss"):
+            assert _rel(t[key], want[key]) < 1e-10, key
