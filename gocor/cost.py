@@ -33,7 +33,7 @@ class _ElementwiseCounter(TorchDispatchMode):
 
 def _conv_backward_flops(grad_out, x, weight, _bias, _stride, _padding, _dilation, transposed,
                          _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
-    """torch's own formula ignores ``groups`` (128x too much for GOCor's grouped prior conv).
+    """torch's own formula ignores ``groups`` (a depthwise conv is counted ``groups`` times over).
     Each requested gradient costs what the forward conv costs: 2 · batch · spatial · |weight|."""
     spatial = (x if transposed else grad_out)[2:]
     forward = 2 * x[0] * math.prod(spatial) * math.prod(weight)

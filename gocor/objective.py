@@ -69,14 +69,15 @@ class QueryPrior(nn.Module):
     R = conv over the reference dims (weight2, I -> O) ∘ conv over the query dims (weight1, 1 -> I),
     zero padding k//2, no bias (the authors' parametrization, kept for their weights).
 
-    The solver does not call this (:mod:`gocor.query_loss` is exact and much cheaper); it
-    defines L_q for :meth:`FilterOptimizer.objective`, the tests and the notebooks.
     Computed as ONE 2D conv over the reference dims whose k² input channels are the
     query-shifted copies of the volume, with the combined kernel
     W[o, (a, b), c, d] = Σ_i weight2[o, i, c, d] · weight1[i, 0, a, b]:
     k⁴·O multiply-adds per volume entry instead of k²·I·(1 + O) (1296 vs 2448 for
     GLU-Net-GOCor's k=3, I=O=16), no grouped conv and no permutation copies: the
     shifted copies are laid out (B, H', W', H·W, k²), which is channels-last (B·H'·W', k², H, W).
+
+    The solver does not call this (:mod:`gocor.query_loss` is exact and much cheaper); it
+    defines L_q for :meth:`FilterOptimizer.objective`, the tests and the notebooks.
     """
 
     def __init__(self, kernel_size: int = 3, inter_dim: int = 16, output_dim: int = 16):

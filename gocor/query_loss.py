@@ -19,6 +19,8 @@ M w = C_qᵀ Rᵀ R C_q w is then fold(Γ Q): one (N × k²C) · (k²C × k²C) 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -79,12 +81,23 @@ def fold_patches(y: Tensor, size: tuple[int, int], k: int) -> Tensor:
     return _FoldPatches.apply(y, tuple(size), k)
 
 
-def _pair_gram(phi: Tensor, k2: int) -> Tensor:
-    """P = ΦᵀΦ laid out [(s,s'), (b,c,c')] for the T-contraction (copies of contiguous C-runs)."""
-    b, _, d = phi.shape
+def _to_pairs(x: Tensor, k2: int) -> Tensor:
+    """[b, s, c, s', c'] (B, k²C, k²C) -> [(s,s'), (b,c,c')]: the layout of the T-contraction
+    (a copy of contiguous C-runs)."""
+    b, d = x.shape[:2]
     c = d // k2
-    p = torch.bmm(phi.transpose(1, 2), phi)                                       # [b, s, c, s', c']
-    return p.view(b, k2, c, k2, c).permute(1, 3, 0, 2, 4).reshape(k2 * k2, b * c * c)
+    return x.reshape(b, k2, c, k2, c).permute(1, 3, 0, 2, 4).reshape(k2 * k2, b * c * c)
+
+
+def _from_pairs(x: Tensor, b: int, k2: int) -> Tensor:
+    """The inverse of :func:`_to_pairs`."""
+    c = math.isqrt(x.shape[1] // b)
+    return x.view(k2, k2, b, c, c).permute(2, 0, 3, 1, 4).reshape(b, k2 * c, k2 * c)
+
+
+def _pair_gram(phi: Tensor, k2: int) -> Tensor:
+    """P = ΦᵀΦ in the layout of :func:`_to_pairs`."""
+    return _to_pairs(torch.bmm(phi.transpose(1, 2), phi), k2)
 
 
 class _ShiftedGram(torch.autograd.Function):
@@ -93,27 +106,22 @@ class _ShiftedGram(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, phi: Tensor, t: Tensor, k2: int) -> Tensor:
-        b, _, d = phi.shape
-        c = d // k2
         p = _pair_gram(phi, k2)
         ctx.save_for_backward(phi, t, p)
         ctx.k2 = k2
-        q = torch.mm(t, p).view(k2, k2, b, c, c)                                  # [t, t', b, c, c']
-        return q.permute(2, 0, 3, 1, 4).reshape(b, d, d)
+        return _from_pairs(torch.mm(t, p), phi.shape[0], k2)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         phi, t, p = ctx.saved_tensors
-        b, _, d = phi.shape
         k2 = ctx.k2
-        c = d // k2
         if torch.is_grad_enabled():           # double backward: P must be a function of Φ
             p = _pair_gram(phi, k2)
-        grad = grad.reshape(b, k2, c, k2, c).permute(1, 3, 0, 2, 4).reshape(k2 * k2, b * c * c)
+        grad = _to_pairs(grad, k2)
         grad_t = torch.mm(grad, p.t()) if ctx.needs_input_grad[1] else None
         grad_phi = None
         if ctx.needs_input_grad[0]:
-            grad_p = torch.mm(t.t(), grad).view(k2, k2, b, c, c).permute(2, 0, 3, 1, 4).reshape(b, d, d)
+            grad_p = _from_pairs(torch.mm(t.t(), grad), phi.shape[0], k2)
             grad_phi = torch.bmm(phi, grad_p + grad_p.transpose(1, 2))
         return grad_phi, grad_t, None
 

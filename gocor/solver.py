@@ -9,7 +9,7 @@ only in the operator. Each step:
     w ← w − exp(γ) α g
 
 with M = A_qᵀ Rᵀ R A_q the query loss's Hessian (<g, M g> = ‖R A_q g‖²), applied through
-its patch Gram matrix (:class:`~gocor.objective.QueryLoss`). α is per filter, or per
+its patch Gram matrix (:class:`~gocor.query_loss.QueryLoss`). α is per filter, or per
 image pair when the query loss couples all filters. Scores A_r w and M w are linear in w
 and updated in place of recomputation.
 """
@@ -87,9 +87,7 @@ class FilterOptimizer(nn.Module):
 
         s = ref_op.apply(w)
         mw = query_loss.grad(w) if use_prior else None
-        for it in range(num_iter + 1):
-            if it == num_iter and trace is None:
-                break
+        for it in range(num_iter + (trace is not None)):   # one more pass only to trace the end
             dact = torch.addcmul(vpos, vneg, torch.sign(s.detach()))        # v+ σ'(s), sign constant
             r = torch.addcmul(neg_vy, dact, s)                              # v+ σ(s) − v+ y, σ(s) = σ'(s)·s
             if trace is not None:
