@@ -37,15 +37,32 @@ class GlobalCorrelation:
         b, m, h, wd = scores.shape
         return torch.bmm(self._flat, scores.reshape(b, m, h * wd)).view(b, -1, h, wd)
 
+    def feat_grad(self, w: Tensor, scores: Tensor) -> Tensor:
+        """∂<scores, apply(w)>/∂feat: filters (B, C, H, W), scores (B, H'·W', H, W) -> (B, C, H', W')."""
+        b, c, h, wd = w.shape
+        out = torch.bmm(w.reshape(b, c, h * wd), scores.reshape(b, -1, h * wd).transpose(1, 2))
+        return out.view_as(self.feat)
+
+    def offset_distances(self, height: int, width: int) -> Tensor:
+        """|q − p| for every displacement q − p between filter grid (H, W) and partner grid
+        (H', W'): (H'+H−1, W'+W−1), displacement (dy, dx) at [dy + H − 1, dx + W − 1]."""
+        kw = dict(dtype=self.feat.dtype, device=self.feat.device)
+        hq, wq = self.feat.shape[-2:]
+        dy = torch.arange(1 - height, hq, **kw).view(-1, 1)
+        dx = torch.arange(1 - width, wq, **kw)
+        return torch.sqrt(dy * dy + dx * dx)
+
+    def expand(self, per_offset: Tensor, height: int, width: int) -> Tensor:
+        """A map over displacements (..., H'+H−1, W'+W−1) -> the same map on every
+        (partner q, filter p) pair (..., H'·W', H, W): every H'×W' window, read backwards."""
+        hq, wq = self.feat.shape[-2:]
+        lead = per_offset.shape[:-2]
+        cols = F.unfold(per_offset.reshape(1, -1, *per_offset.shape[-2:]), (hq, wq))
+        return cols.view(*lead, hq * wq, height, width).flip(-2, -1)
+
     def distances(self, height: int, width: int) -> Tensor:
         """Euclidean distance (M, H, W) between filter position p and partner q, on one grid."""
-        hq, wq = self.feat.shape[-2:]
-        kw = dict(dtype=self.feat.dtype, device=self.feat.device)
-        qy, qx = torch.meshgrid(torch.arange(hq, **kw), torch.arange(wq, **kw), indexing="ij")
-        py, px = torch.meshgrid(torch.arange(height, **kw), torch.arange(width, **kw), indexing="ij")
-        dy = qy.reshape(-1, 1, 1) - py
-        dx = qx.reshape(-1, 1, 1) - px
-        return torch.sqrt(dy * dy + dx * dx)
+        return self.expand(self.offset_distances(height, width), height, width)
 
 
 class LocalCorrelation:
@@ -83,12 +100,31 @@ class LocalCorrelation:
         out = sum(torch.matmul(_unband(s[..., dy, :]), self._rows[:, dy:dy + h]) for dy in range(k))
         return (out * self.scale).permute(0, 3, 1, 2)
 
-    def distances(self, height: int, width: int) -> Tensor:
+    def feat_grad(self, w: Tensor, scores: Tensor) -> Tensor:
+        """∂<scores, apply(w)>/∂feat: filters and scores as in :meth:`apply` -> (B, C, H, W)."""
+        b, c, h, wd = w.shape
+        r, k = self.radius, 2 * self.radius + 1
+        wl = w.permute(0, 2, 3, 1)                                        # (B, H, W, C)
+        s = scores.permute(0, 2, 3, 1).unflatten(3, (k, k))               # (B, H, W, dy, dx)
+        rows = w.new_zeros(b, h + 2 * r, wd + 2 * r, c)
+        for dy in range(k):
+            rows[:, dy:dy + h] += torch.matmul(_unband(s[..., dy, :]).transpose(-1, -2), wl)
+        return (rows[:, r:r + h, r:r + wd] * self.scale).permute(0, 3, 1, 2)
+
+    def offset_distances(self, height: int, width: int) -> Tensor:
         """Length of each window displacement, (M, 1, 1)."""
         r = self.radius
         d = torch.arange(-r, r + 1, dtype=self.feat.dtype, device=self.feat.device)
         dy, dx = torch.meshgrid(d, d, indexing="ij")
         return torch.sqrt(dy * dy + dx * dx).reshape(-1, 1, 1)
+
+    def expand(self, per_offset: Tensor, height: int, width: int) -> Tensor:
+        """Maps over window displacements (..., M, 1, 1) already broadcast over positions."""
+        return per_offset
+
+    def distances(self, height: int, width: int) -> Tensor:
+        """Length of each window displacement, (M, 1, 1)."""
+        return self.offset_distances(height, width)
 
 
 def _band(full: Tensor, k: int) -> Tensor:

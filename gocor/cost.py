@@ -1,6 +1,7 @@
 """What a function costs, independent of the machine.
 
-- :func:`count_flops`: matmul/conv FLOPs (torch's own counter, grouped-conv backward fixed)
+- :func:`count_flops`: matmul/conv FLOPs (torch's own counter, grouped-conv backward fixed,
+  in-place ``addmm_``/``baddbmm_`` counted like their out-of-place forms)
   plus elementwise and reduction FLOPs (one per output element of pointwise ops, one per
   input element of sums), forward and backward.
 - :func:`saved_bytes`: memory autograd keeps for the backward pass (distinct storages).
@@ -40,10 +41,17 @@ def _conv_backward_flops(grad_out, x, weight, _bias, _stride, _padding, _dilatio
     return forward * (int(output_mask[0]) + int(output_mask[1]))
 
 
+def _accumulate_matmul_flops(_acc, a, b, out_shape=None, **kwargs) -> int:
+    """In-place ``addmm_``/``baddbmm_`` (shapes (M, K), (K, N), optionally batched)."""
+    return 2 * math.prod(a) * b[-1]
+
+
 def count_flops(fn: Callable[[], object]) -> tuple[int, int]:
     """(matmul/conv FLOPs, elementwise FLOPs) of one call of ``fn``."""
     counter = _ElementwiseCounter()
-    fixed = {torch.ops.aten.convolution_backward: _conv_backward_flops}
+    fixed = {torch.ops.aten.convolution_backward: _conv_backward_flops,
+             torch.ops.aten.addmm_: _accumulate_matmul_flops,
+             torch.ops.aten.baddbmm_: _accumulate_matmul_flops}
     with FlopCounterMode(display=False, custom_mapping=fixed) as mm, counter:
         fn()
     return int(mm.get_total_flops()), counter.flops

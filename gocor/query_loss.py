@@ -28,12 +28,16 @@ from torch import Tensor
 from .objective import QueryPrior
 
 
-def _unfold(x: Tensor, k: int) -> Tensor:
+def _unfold(x: Tensor, k: int, out: Tensor | None = None) -> Tensor:
     b, c, h, w = x.shape
     p = k // 2
     xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, p, p, p, p))                # (B, H+2p, W+2p, C)
     sb, sy, sx, sc = xp.stride()
-    return xp.as_strided((b, h, w, k, k, c), (sb, sy, sx, sy, sx, sc)).reshape(b, h * w, k * k * c)
+    view = xp.as_strided((b, h, w, k, k, c), (sb, sy, sx, sy, sx, sc))
+    if out is None:
+        return view.reshape(b, h * w, k * k * c)
+    out.view(b, h, w, k, k, c).copy_(view)
+    return out
 
 
 def _fold(y: Tensor, size: tuple[int, int], k: int) -> Tensor:
@@ -89,10 +93,16 @@ def _to_pairs(x: Tensor, k2: int) -> Tensor:
     return x.reshape(b, k2, c, k2, c).permute(1, 3, 0, 2, 4).reshape(k2 * k2, b * c * c)
 
 
-def _from_pairs(x: Tensor, b: int, k2: int) -> Tensor:
-    """The inverse of :func:`_to_pairs`."""
+def _from_pairs(x: Tensor, b: int, k2: int, symmetrize: bool = False) -> Tensor:
+    """The inverse of :func:`_to_pairs`; with ``symmetrize``, plus its transpose (transposing
+    C×C blocks, not whole rows)."""
     c = math.isqrt(x.shape[1] // b)
-    return x.view(k2, k2, b, c, c).permute(2, 0, 3, 1, 4).reshape(b, k2 * c, k2 * c)
+    x = x.view(k2, k2, b, c, c)
+    out = x.new_empty(b, k2, c, k2, c)
+    out.copy_(x.permute(2, 0, 3, 1, 4))
+    if symmetrize:
+        out += x.permute(2, 1, 4, 0, 3)
+    return out.view(b, k2 * c, k2 * c)
 
 
 def _pair_gram(phi: Tensor, k2: int) -> Tensor:
@@ -121,8 +131,8 @@ class _ShiftedGram(torch.autograd.Function):
         grad_t = torch.mm(grad, p.t()) if ctx.needs_input_grad[1] else None
         grad_phi = None
         if ctx.needs_input_grad[0]:
-            grad_p = _from_pairs(torch.mm(t.t(), grad), phi.shape[0], k2)
-            grad_phi = torch.bmm(phi, grad_p + grad_p.transpose(1, 2))
+            grad_p = _from_pairs(torch.mm(t.t(), grad), phi.shape[0], k2, symmetrize=True)  # P̄ + P̄ᵀ
+            grad_phi = torch.bmm(phi, grad_p)
         return grad_phi, grad_t, None
 
 
@@ -134,6 +144,23 @@ def query_gram(prior: QueryPrior, query_feat: Tensor) -> Tensor:
     return _ShiftedGram.apply(patches(query_feat, prior.kernel_size), t, k2)
 
 
+def gram_apply(x_patches: Tensor, q: Tensor, size: tuple[int, int], k: int) -> Tensor:
+    """fold(Γ Q): the Gram matrix applied to patches Γ (B, H·W, k²C) -> filters (B, C, H, W)."""
+    return _fold(torch.bmm(x_patches, q), size, k)
+
+
+def gram_vjp(x: Tensor, x_bar: Tensor, q: Tensor, k: int, q_bar: Tensor | None = None,
+             need_q: bool = True) -> tuple[Tensor, Tensor | None]:
+    """For y = M x = fold(Γ(x) Q) and a gradient x̄ wrt y: (Mᵀ x̄ = fold(Γ(x̄) Qᵀ), Q̄ = Γ(x)ᵀ Γ(x̄)).
+    Q̄ is added in place to ``q_bar`` when given (one buffer over many applications)."""
+    px_bar = patches(x_bar, k)
+    x_grad = fold_patches(torch.bmm(px_bar, q.transpose(1, 2)), x.shape[-2:], k)
+    if need_q:
+        px_t = patches(x, k).transpose(1, 2)
+        q_bar = torch.bmm(px_t, px_bar) if q_bar is None else q_bar.baddbmm_(px_t, px_bar)
+    return x_grad, q_bar
+
+
 class _GramApply(torch.autograd.Function):
     """fold(patches(w) Q): the query loss's Hessian applied to filters. Backward recomputes
     the patches from w (cheap, and still in cache when the big matmuls read them)."""
@@ -142,16 +169,12 @@ class _GramApply(torch.autograd.Function):
     def forward(ctx, w: Tensor, q: Tensor, k: int) -> Tensor:
         ctx.save_for_backward(w, q)
         ctx.k = k
-        return _fold(torch.bmm(_unfold(w, k), q), w.shape[-2:], k)
+        return gram_apply(_unfold(w, k), q, w.shape[-2:], k)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         w, q = ctx.saved_tensors
-        k = ctx.k
-        grad_patches = patches(grad, k)
-        grad_w = fold_patches(torch.bmm(grad_patches, q.transpose(1, 2)), w.shape[-2:], k)
-        grad_q = torch.bmm(patches(w, k).transpose(1, 2), grad_patches) if ctx.needs_input_grad[1] else None
-        return grad_w, grad_q, None
+        return (*gram_vjp(w, grad, q, ctx.k, need_q=ctx.needs_input_grad[1]), None)
 
 
 class QueryLoss:

@@ -85,3 +85,43 @@ def test_prior_matches_4d_brute_force():
                         if 0 <= y1 < 3 and 0 <= x1 < 4 and 0 <= y2 < 3 and 0 <= x2 < 4:
                             want += w2[o, i, cc, d] * w1[i, a, b] * v[y1, x1, y2, x2]
     assert torch.isclose(out[0, qy * 4 + qx, ry, rx, o], torch.as_tensor(want, dtype=torch.float64))
+
+
+OPERATORS = [lambda f: GlobalCorrelation(f), lambda f: LocalCorrelation(f, 1), lambda f: LocalCorrelation(f, 3)]
+
+
+@pytest.mark.parametrize("make", OPERATORS)
+def test_feat_grad_is_the_derivative_wrt_features(make, device):
+    """feat_grad(w, S) = ∂<S, apply(w)>/∂feat, against autograd through the operator's construction."""
+    torch.manual_seed(6)
+    f = torch.randn(2, 4, 5, 6, dtype=torch.float64, device=device, requires_grad=True)
+    w = torch.randn(2, 4, 5, 6, dtype=torch.float64, device=device)
+    scores = torch.randn_like(make(f).apply(w))
+    (want,) = torch.autograd.grad((make(f).apply(w) * scores).sum(), f)
+    got = make(f.detach()).feat_grad(w, scores)
+    assert got.shape == f.shape
+    assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_global_feat_grad_query_of_other_size():
+    torch.manual_seed(7)
+    f = torch.randn(1, 3, 2, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 3, 4, 3, dtype=torch.float64)
+    scores = torch.randn(1, 14, 4, 3, dtype=torch.float64)
+    (want,) = torch.autograd.grad((GlobalCorrelation(f).apply(w) * scores).sum(), f)
+    assert torch.allclose(GlobalCorrelation(f.detach()).feat_grad(w, scores), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("query,ref", [((3, 4), (5, 2)), ((16, 16), (16, 16)), ((1, 1), (1, 1)), ((2, 5), (3, 1))])
+def test_global_distances_from_offsets(query, ref):
+    """Maps computed once per displacement and spread over all pairs equal the pairwise definition."""
+    op = GlobalCorrelation(torch.randn(1, 2, *query, dtype=torch.float64))
+    qy, qx = torch.meshgrid(torch.arange(query[0]), torch.arange(query[1]), indexing="ij")
+    py, px = torch.meshgrid(torch.arange(ref[0]), torch.arange(ref[1]), indexing="ij")
+    dy, dx = qy.reshape(-1, 1, 1) - py, qx.reshape(-1, 1, 1) - px
+    want = torch.sqrt((dy * dy + dx * dx).double())
+    assert torch.equal(op.distances(*ref), want)
+    # any map over displacements, not only one that is symmetric in (dy, dx)
+    per_offset = torch.randn(2, query[0] + ref[0] - 1, query[1] + ref[1] - 1, dtype=torch.float64)
+    spread = op.expand(per_offset, *ref)
+    assert torch.equal(spread, per_offset[:, dy + ref[0] - 1, dx + ref[1] - 1])

@@ -28,3 +28,12 @@ def test_saved_bytes_counts_what_backward_keeps():
     assert saved_bytes(lambda: (x + x).sum()) == 0                        # add saves nothing
     with torch.no_grad():
         assert saved_bytes(lambda: (x * x).sum()) == 0
+
+
+def test_in_place_matmul_accumulation_counted():
+    a, b = torch.randn(3, 4, 5), torch.randn(3, 5, 6)
+    acc = torch.zeros(3, 4, 6)
+    mm, _ = count_flops(lambda: acc.baddbmm_(a, b))
+    assert mm == 2 * 3 * 4 * 5 * 6
+    m = torch.zeros(4, 6)
+    assert count_flops(lambda: m.addmm_(a[0], b[0]))[0] == 2 * 4 * 5 * 6

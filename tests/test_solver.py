@@ -114,3 +114,49 @@ def test_trace_does_not_change_result():
     m = GlobalGOCor(4).double()
     ref, query = torch.randn(2, 2, 4, 4, 4, dtype=torch.float64)
     assert torch.equal(m(ref, query), m(ref, query, trace=[]))
+
+
+@pytest.mark.parametrize("kind,query_loss", CASES)
+def test_gradcheck_parameters_every_case(kind, query_loss):
+    """The hand-written reverse pass reaches every parameter, for each operator, with 3 steps."""
+    torch.manual_seed(6)
+    if kind == "global":
+        m = GlobalGOCor(3, query_loss=query_loss, prior_inter_dim=2, prior_output_dim=2)
+    else:
+        m = LocalGOCor(3, search_radius=1)
+    m = perturb(m.double(), seed=6)
+    ref, query = torch.randn(2, 2, 3, 3, 4, dtype=torch.float64)
+    names = [n for n, _ in m.named_parameters()]
+    f = lambda *values: torch.func.functional_call(m, dict(zip(names, values)), (ref, query), {"num_iter": 3})
+    values = tuple(p.detach().clone().requires_grad_() for p in m.parameters())
+    assert torch.autograd.gradcheck(f, values, eps=1e-6, atol=1e-6)
+
+
+def test_zero_steps_with_trace_passes_the_initial_filters_through():
+    torch.manual_seed(7)
+    m = GlobalGOCor(4).double()
+    ref = torch.randn(1, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    query = torch.randn(1, 4, 3, 3, dtype=torch.float64)
+    trace = []
+    out = m(ref, query, num_iter=0, trace=trace)
+    assert len(trace) == 1 and "alpha" not in trace[0]
+    assert torch.equal(out, m(ref, query, num_iter=0))
+    assert torch.autograd.gradcheck(lambda r: m(r, query, num_iter=0, trace=[]), (ref,))
+
+
+def test_memory_kept_for_backward_is_visible_and_grows_with_steps():
+    """The solver saves through save_for_backward, so memory accounting (saved-tensor hooks) sees it."""
+    from gocor.cost import saved_bytes
+    m = GlobalGOCor(8)
+    ref, query = torch.randn(2, 1, 8, 6, 6, requires_grad=True)
+    sizes = [saved_bytes(lambda: m(ref, query, num_iter=n)) for n in (1, 2, 4)]
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert sizes[2] - sizes[1] == 2 * (sizes[1] - sizes[0])
+
+
+def test_second_order_gradients_are_refused_clearly():
+    m = GlobalGOCor(3).double()
+    ref, query = torch.randn(2, 1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(m(ref, query).square().sum(), ref, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|differentiable"):
+        g.sum().backward()
