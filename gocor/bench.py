@@ -47,8 +47,9 @@ def _make(case: dict, batch: int, channels: int, device: torch.device):
     return (lambda: module(ref, query, num_iter=case["num_iter"])), [ref, query, *module.parameters()]
 
 
-def run_case(name: str, batch: int = 4, channels: int = 64, repeats: int = 5) -> dict:
-    """Measure one case in this process."""
+def run_case(name: str, batch: int = 4, channels: int = 64, repeats: int = 10, warmup: int = 3) -> dict:
+    """Measure one case in this process: peak memory of the first step, then the median time
+    of ``repeats`` steps after ``warmup`` more (steady state, as in a training loop)."""
     device = default_device()
     forward, leaves = _make(CASES[name], batch, channels, device)
 
@@ -68,6 +69,9 @@ def run_case(name: str, batch: int = 4, channels: int = 64, repeats: int = 5) ->
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    for _ in range(warmup):
+        step()
+    _sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

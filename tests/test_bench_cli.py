@@ -9,7 +9,7 @@ from gocor.bench import CASES, format_table, run_case
 
 
 def test_run_case_measures_every_layer():
-    rows = [run_case(name, batch=1, channels=4, repeats=1) for name in CASES]
+    rows = [run_case(name, batch=1, channels=4, repeats=1, warmup=0) for name in CASES]
     for r in rows:
         assert r["seconds"] > 0 and r["matmul_gflop"] + r["elementwise_gflop"] > 0
     by = {r["case"]: r for r in rows}
