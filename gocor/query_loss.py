@@ -28,16 +28,12 @@ from torch import Tensor
 from .objective import QueryPrior
 
 
-def _unfold(x: Tensor, k: int, out: Tensor | None = None) -> Tensor:
+def _unfold(x: Tensor, k: int) -> Tensor:
     b, c, h, w = x.shape
     p = k // 2
     xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, p, p, p, p))                # (B, H+2p, W+2p, C)
     sb, sy, sx, sc = xp.stride()
-    view = xp.as_strided((b, h, w, k, k, c), (sb, sy, sx, sy, sx, sc))
-    if out is None:
-        return view.reshape(b, h * w, k * k * c)
-    out.view(b, h, w, k, k, c).copy_(view)
-    return out
+    return xp.as_strided((b, h, w, k, k, c), (sb, sy, sx, sy, sx, sc)).reshape(b, h * w, k * k * c)
 
 
 def _fold(y: Tensor, size: tuple[int, int], k: int) -> Tensor:
@@ -179,7 +175,9 @@ class _GramApply(torch.autograd.Function):
 
 class QueryLoss:
     """L_q(w) = ½ ‖R(C(w, f^q))‖² for fixed query features f^q (B, C, H', W'), on filters
-    w (B, C, H, W), through its Gram matrix :func:`query_gram`."""
+    w (B, C, H, W), through its Gram matrix :func:`query_gram`. Differentiable (twice) in w
+    and f^q: the stand-alone form for users and notebook 02. The solver uses the same pieces
+    (:func:`gram_apply`, :func:`gram_vjp`) inside its own reverse pass."""
 
     def __init__(self, prior: QueryPrior, query_feat: Tensor):
         self.kernel_size = prior.kernel_size
