@@ -74,12 +74,11 @@ class FilterOptimizer(nn.Module):
         lam2 = (self.filter_reg * self.filter_reg).clamp(min=self.min_filter_reg ** 2)
         return lam2.to(dtype) * op.scale ** 2
 
-    def labels_on(self, op: CorrelationOperator, height: int, width: int,
-                  dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-        """y, v+, m on every (partner, filter) pair, each (M, H, W) (or broadcastable), computed
-        once per displacement and spread over the pairs."""
-        per_offset = torch.stack(self.labels(op.offset_distances(height, width).to(dtype)))
-        return op.expand(per_offset, height, width).unbind(0)
+    def labels_per_offset(self, op: CorrelationOperator, height: int, width: int,
+                          dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """y, v+, m once per displacement between filter and partner (spread them over all
+        pairs with :func:`_on_pairs`)."""
+        return self.labels(op.offset_distances(height, width).to(dtype))
 
     def forward(self, w: Tensor, ref_op: CorrelationOperator,
                 query_op: CorrelationOperator | None = None, num_iter: int = 3,
@@ -91,13 +90,14 @@ class FilterOptimizer(nn.Module):
             raise ValueError("the query loss needs query features (query_op)")
         if num_iter == 0 and trace is None:
             return w
-        y, v, m = self.labels_on(ref_op, *w.shape[-2:], w.dtype)
-        vpos, vneg = 0.5 * v * (1.0 + m), 0.5 * v * (1.0 - m)      # v+σ'(s) = vpos + vneg·sign(s)
+        y, v, m = self.labels_per_offset(ref_op, *w.shape[-2:], w.dtype)
+        vpos, vneg, neg_vy = _on_pairs(ref_op, (0.5 * v * (1.0 + m), 0.5 * v * (1.0 - m), -v * y),
+                                       *w.shape[-2:])              # v+σ'(s) = vpos + vneg·sign(s)
         lam2 = self.reg_weight(ref_op, w.dtype)
         step = torch.exp(self.log_step_length).to(w.dtype)
         q = query_gram(self.prior, query_op.feat) if use_prior else None
         k = self.prior.kernel_size if use_prior else 0
-        return _UnrolledDescent.apply(w, ref_op.feat, q, vpos, vneg, -v * y, lam2, step,
+        return _UnrolledDescent.apply(w, ref_op.feat, q, vpos, vneg, neg_vy, lam2, step,
                                       ref_op, k, num_iter, trace)
 
     def objective(self, w: Tensor, ref_op: CorrelationOperator,
@@ -107,13 +107,20 @@ class FilterOptimizer(nn.Module):
         solver's shortcuts, so that the two can be checked against each other."""
         if self.prior is not None and query_op is None:
             raise ValueError("the query loss needs query features (query_op)")
-        y, v, m = self.labels_on(ref_op, *w.shape[-2:], w.dtype)
+        y, v, m = _on_pairs(ref_op, self.labels_per_offset(ref_op, *w.shape[-2:], w.dtype), *w.shape[-2:])
         r = v * robust_activation(ref_op.apply(w), m) - v * y
         lq = None
         if self.prior is not None:
             rq = self.prior(query_op.apply(w), query_op.feat.shape[-2:])
             lq = 0.5 * _per_image(rq * rq).flatten()
         return _losses(r, lq, w, self.reg_weight(ref_op, w.dtype))
+
+
+def _on_pairs(op: CorrelationOperator, maps: tuple[Tensor, ...], height: int,
+              width: int) -> tuple[Tensor, ...]:
+    """Maps over displacements -> the same maps on every (partner, filter) pair, (M, H, W)
+    or broadcastable to it (see the operators' ``expand``)."""
+    return op.expand(torch.stack(maps), height, width).unbind(0)
 
 
 def _losses(r: Tensor, lq: Tensor | None, w: Tensor, lam2: Tensor) -> dict[str, Tensor]:
