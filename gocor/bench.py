@@ -2,7 +2,9 @@
 
 Each case runs forward + backward (gradients to the features and to every parameter)
 in a fresh subprocess, so that peak memory (CUDA: allocator peak; CPU: growth of the
-peak resident set) is measured for that case alone.
+peak resident set) is measured for that case alone. The machine's peak matmul rate is
+measured in the same process right after the timing, and the case's floor (its matmul
+FLOPs at that rate) taken from it, so that time and floor see the same machine state.
 """
 from __future__ import annotations
 
@@ -78,10 +80,12 @@ def run_case(name: str, batch: int = 4, channels: int = 64, repeats: int = 10, w
         step()
         _sync(device)
         times.append(time.perf_counter() - t0)
+    rate = machine_rate(device)        # right after the timing, so both see the same machine state
     mm, ew = count_flops(step)
     t = statistics.median(times)
     return {"case": name, "seconds": t, "peak_mib": peak / 2**20, "matmul_gflop": mm / 1e9,
-            "elementwise_gflop": ew / 1e9, "gflops": (mm + ew) / 1e9 / t, "device": str(device)}
+            "elementwise_gflop": ew / 1e9, "gflops": (mm + ew) / 1e9 / t, "device": str(device),
+            "machine_gflops": rate, "floor_seconds": mm / 1e9 / rate}
 
 
 def machine_rate(device: torch.device) -> float:
@@ -123,17 +127,14 @@ def run_all(batch: int = 4, channels: int = 64) -> dict:
                f"print(json.dumps(run_case({name!r}, {batch}, {channels})))"]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
-    device = default_device()
-    rate = machine_rate(device)
-    for r in rows:
-        r["floor_seconds"] = r["matmul_gflop"] / rate
-    return {"machine": machine_description(device), "torch": torch.__version__,
-            "machine_gflops": rate, "batch": batch, "channels": channels, "rows": rows}
+    return {"machine": machine_description(default_device()), "torch": torch.__version__,
+            "batch": batch, "channels": channels, "rows": rows}
 
 
 def format_table(result: dict) -> str:
+    rates = [r["machine_gflops"] for r in result["rows"]]
     lines = [f"Machine: {result['machine']}, torch {result['torch']}; measured peak "
-             f"{result['machine_gflops']:.0f} GFLOP/s (float32 matmul). "
+             f"{min(rates):.0f}-{max(rates):.0f} GFLOP/s (float32 matmul, after each case). "
              f"B={result['batch']}, C={result['channels']}, global 16x16, local 64x64, forward+backward.",
              "",
              "| layer | time (ms) | peak mem (MiB) | GFLOP matmul/conv | GFLOP elementwise | GFLOP/s | time / floor |",
