@@ -20,8 +20,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gocor import checkpoint  # noqa: E402
-from gocor.evaluate import evaluate_checkpoint  # noqa: E402
+from gocor.lab import checkpoint  # noqa: E402
+from gocor.lab.device import default_device  # noqa: E402
+from gocor.lab.evaluate import evaluate_checkpoint  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +47,7 @@ def main() -> None:
         manifest = {
             "command": "python -m gocor train " + shlex.join(cmd[4:]),
             "commit": commit + ("-dirty" if dirty else ""), "seed": state["train_config"]["seed"],
-            "steps": state["step"], "device": str(checkpoint.default_device()),
+            "steps": state["step"], "device": str(default_device()),
             "threads": torch.get_num_threads(), "wall_time_s": round(wall, 1),
             "train_config": state["train_config"], "matcher_config": state["matcher_config"],
             "test_metrics": {s: {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}

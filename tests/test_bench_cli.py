@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from gocor.bench import CASES, format_table, run_case
+from gocor.tools.bench import CASES, format_table, run_case
 
 
 def test_run_case_measures_every_layer():

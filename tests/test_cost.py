@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from gocor.cost import count_flops, saved_bytes
+from gocor.tools.cost import count_flops, saved_bytes
 
 
 def test_grouped_conv_backward_counted_with_groups():

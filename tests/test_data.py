@@ -5,8 +5,9 @@ import sys
 import pytest
 import torch
 
-from gocor.data import (IMAGES, TEST_IMAGES, TEXTURES, PairConfig, load_image, make_batch, make_pair,
-                        held_out_split, texture, warp)
+from gocor.lab.data import (IMAGES, TEST_IMAGES, TEXTURES, PairConfig, load_image, make_batch, make_pair,
+                            held_out_split, texture)
+from gocor.lab.flow import warp
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -49,7 +50,7 @@ def test_batches_are_pure_functions_of_their_indices():
 
 DIGEST = """
 import hashlib
-from gocor.data import held_out_split
+from gocor.lab.data import held_out_split
 
 def digest(split):
     d = held_out_split(split)

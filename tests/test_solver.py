@@ -146,7 +146,7 @@ def test_zero_steps_with_trace_passes_the_initial_filters_through():
 
 def test_memory_kept_for_backward_is_visible_and_grows_with_steps():
     """The solver saves through save_for_backward, so memory accounting (saved-tensor hooks) sees it."""
-    from gocor.cost import saved_bytes
+    from gocor.tools.cost import saved_bytes
     m = GlobalGOCor(8)
     ref, query = torch.randn(2, 1, 8, 6, 6, requires_grad=True)
     sizes = [saved_bytes(lambda: m(ref, query, num_iter=n)) for n in (1, 2, 4)]

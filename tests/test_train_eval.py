@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from gocor.checkpoint import CheckpointError, load_matcher, save
-from gocor.evaluate import evaluate_checkpoint, flow_metrics, load_pairs
-from gocor.models import CONFIGS, Matcher
-from gocor.train import PROFILES, train
+from gocor.lab.checkpoint import CheckpointError, load_matcher, save
+from gocor.lab.evaluate import evaluate_checkpoint, flow_metrics, load_pairs
+from gocor.lab.matcher import CONFIGS, Matcher
+from gocor.lab.train import PROFILES, train
 
 TINY = PROFILES["tiny"]
 
@@ -106,7 +106,7 @@ def test_checkpoint_errors_name_the_file(tmp_path, tiny_run):
 
 
 def test_evaluate_on_a_pairs_file(tmp_path, tiny_run):
-    from gocor.data import held_out_split
+    from gocor.lab.data import held_out_split
     d = held_out_split("standard", n=3)
     to_u8 = lambda t: (t.permute(0, 2, 3, 1) * 255).round().byte().numpy()
     up = torch.nn.functional.interpolate

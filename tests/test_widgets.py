@@ -6,7 +6,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from gocor import GlobalGOCor, global_correlation  # noqa: E402
-from gocor.widgets import VolumeExplorer  # noqa: E402
+from gocor.teach.widgets import VolumeExplorer  # noqa: E402
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from . import plots
-from .correlation import global_correlation
-from .module import GlobalGOCor
+from ..correlation import global_correlation
+from ..module import GlobalGOCor
 
 
 class VolumeExplorer:

@@ -18,10 +18,10 @@ import time
 
 import torch
 
-from .checkpoint import default_device
-from .correlation import global_correlation, local_correlation
+from ..correlation import global_correlation, local_correlation
+from ..lab.device import default_device
+from ..module import GlobalGOCor, LocalGOCor
 from .cost import count_flops
-from .module import GlobalGOCor, LocalGOCor
 
 CASES = {
     "global correlation": dict(kind="global", size=16),
@@ -123,7 +123,7 @@ def run_all(batch: int = 4, channels: int = 64) -> dict:
     rows = []
     for name in CASES:
         cmd = [sys.executable, "-c",
-               f"import json; from gocor.bench import run_case; "
+               f"import json; from gocor.tools.bench import run_case; "
                f"print(json.dumps(run_case({name!r}, {batch}, {channels})))"]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))

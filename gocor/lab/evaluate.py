@@ -11,7 +11,8 @@ from torch import Tensor
 
 from .checkpoint import load_matcher
 from .data import held_out_split
-from .models import Matcher, upsample_flow
+from .flow import resize_flow
+from .matcher import Matcher
 
 
 def flow_metrics(pred: Tensor, gt: Tensor, mask: Tensor) -> dict[str, float]:
@@ -66,7 +67,7 @@ def load_pairs(path: str | Path, size: int = 64) -> dict[str, Tensor]:
     if (h, w) != (size, size):
         resize = lambda t: F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         source, target = resize(source), resize(target)
-        flow = upsample_flow(flow, (size, size))
+        flow = resize_flow(flow, (size, size))
         mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest")[:, 0] > 0.5
     return {"source": source, "target": target, "flow": flow, "mask": mask}
 

@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def checked_outputs(nb: dict) -> list[str]:

@@ -17,9 +17,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .correlation import global_correlation, local_correlation
-from .data import pixel_grid, warp
-from .module import GlobalGOCor, LocalGOCor
+from ..correlation import global_correlation, local_correlation
+from ..module import GlobalGOCor, LocalGOCor
+from .flow import pixel_grid, resize_flow, warp
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,6 @@ def soft_argmax_flow(volume: Tensor, query_size: tuple[int, int], beta: Tensor) 
     expected = torch.einsum("cn,bnhw->bchw", q, prob)
     return expected - pixel_grid(h, w, volume)
 
-
-def upsample_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
-    sy, sx = size[0] / flow.shape[-2], size[1] / flow.shape[-1]
-    up = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-    return up * torch.tensor([sx, sy], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
 
 
 class Matcher(nn.Module):
@@ -136,7 +131,7 @@ class Matcher(nn.Module):
         flow = init + self.global_decoder(torch.cat([vol, init, ft[2]], 1))
         flows = [flow]
         for level, (f_t, f_s) in enumerate(zip((ft[1], ft[0]), (fs[1], fs[0]))):
-            flow = upsample_flow(flow, f_t.shape[-2:])
+            flow = resize_flow(flow, f_t.shape[-2:])
             vol = self._local_volume(level, f_t, warp(f_s, flow))
             flow = flow + self.local_decoders[level](torch.cat([vol, f_t, flow], 1))
             flows.append(flow)
@@ -144,7 +139,7 @@ class Matcher(nn.Module):
 
     def predict(self, source: Tensor, target: Tensor) -> Tensor:
         """Flow (B, 2, H, W) at image resolution, in the kit's convention."""
-        return upsample_flow(self(source, target)[-1], source.shape[-2:])
+        return resize_flow(self(source, target)[-1], source.shape[-2:])
 
 
 def multiscale_loss(flows: list[Tensor], gt: Tensor, mask: Tensor, weights=(0.5, 0.75, 1.0)) -> Tensor:
@@ -153,6 +148,6 @@ def multiscale_loss(flows: list[Tensor], gt: Tensor, mask: Tensor, weights=(0.5,
     denom = m.sum().clamp_min(1.0)
     loss = 0.0
     for w, flow in zip(weights, flows):
-        epe = (upsample_flow(flow, gt.shape[-2:]) - gt).norm(dim=1)
+        epe = (resize_flow(flow, gt.shape[-2:]) - gt).norm(dim=1)
         loss = loss + w * (epe * m).sum() / denom
     return loss

@@ -1,8 +1,6 @@
 """Synthetic image pairs with exact dense ground truth, made offline.
 
-Flow convention (used everywhere in the kit): flow lives on the *target* grid;
-``flow[:, y, x] = (u, v)`` in pixels means target pixel (x, y) corresponds to source
-pixel (x + u, y + v). So ``warp(source, flow)`` reproduces the target wherever ``mask``.
+Flow convention: see :mod:`gocor.lab.flow` (flow on the target grid, pointing to the source).
 
 Sources: scikit-image's bundled images (see data/README.md for licences) and procedural
 periodic textures, the repetitive case where correlation is ambiguous. Warps: homography,
@@ -22,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .flow import pixel_grid, remap
 
 # name -> licence, as stated in scikit-image's docstrings
 IMAGES = {
@@ -110,12 +110,6 @@ def _crop(img: Tensor, size: int, scale: float, gen: torch.Generator) -> Tensor:
                          antialias=True)[0]
 
 
-def pixel_grid(h: int, w: int, like: Tensor | None = None) -> Tensor:
-    """Pixel coordinates (2, h, w): channel 0 is x, channel 1 is y (dtype/device of ``like``)."""
-    kw = {"dtype": like.dtype, "device": like.device} if like is not None else {"dtype": torch.float32}
-    ys, xs = torch.meshgrid(torch.arange(h, **kw), torch.arange(w, **kw), indexing="ij")
-    return torch.stack([xs, ys])
-
 
 def _grid(size: int) -> Tensor:
     return pixel_grid(size, size).flatten(1).t()[None]   # (1, N, 2) pixel (x, y)
@@ -146,17 +140,6 @@ def _mapping(cfg: PairConfig, gen: torch.Generator) -> Tensor:
         pts = pts + smooth[0].permute(1, 2, 0)
     return pts
 
-
-def remap(image: Tensor, coords: Tensor) -> Tensor:
-    """Sample image (B, C, H, W) at pixel coords (B, H', W', 2) = (x, y), bilinear, zeros outside."""
-    return KT.remap(image, coords[..., 0], coords[..., 1], mode="bilinear", padding_mode="zeros",
-                    align_corners=True, normalized_coordinates=False)
-
-
-def warp(source: Tensor, flow: Tensor) -> Tensor:
-    """Backward warp: (B, C, H, W) source, (B, 2, H, W) flow on the target grid -> target."""
-    coords = pixel_grid(*flow.shape[-2:], like=flow) + flow
-    return remap(source, coords.permute(0, 2, 3, 1))
 
 
 def _photometric(img: Tensor, gen: torch.Generator) -> Tensor:

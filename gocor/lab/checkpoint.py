@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .models import Matcher, MatcherConfig
+from .device import default_device
+from .matcher import Matcher, MatcherConfig
 
 FORMAT = "gocor-kit/1"
 
@@ -14,9 +15,6 @@ FORMAT = "gocor-kit/1"
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated or not one of ours."""
 
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def save(obj: dict, path: str | Path) -> None:
@@ -44,7 +42,7 @@ def load(path: str | Path, device: str | torch.device | None = None) -> dict:
 
 def load_matcher(path: str | Path, device: str | torch.device | None = None) -> tuple[Matcher, dict]:
     """(model in eval mode on ``device``, the checkpoint's other entries)."""
-    device = torch.device(device) if device is not None else default_device()
+    device = default_device(device)
     obj = load(path, device)
     try:
         cfg = obj["matcher_config"]

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 from . import checkpoint
 from .data import PairConfig, make_batch
 from .evaluate import evaluate
-from .models import CONFIGS, Matcher, multiscale_loss
+from .device import default_device
+from .matcher import CONFIGS, Matcher, multiscale_loss
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
     ``stop_after`` ends the run early (simulates an interruption). Returns a summary dict."""
     if cfg.model not in CONFIGS:
         raise ValueError(f"unknown model {cfg.model!r}; choose from {sorted(CONFIGS)}")
-    device = torch.device(device) if device else checkpoint.default_device()
+    device = default_device(device)
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "last.pt"
     torch.manual_seed(cfg.seed)

@@ -17,7 +17,7 @@ def _bench(args) -> None:
 
 
 def _train(args) -> None:
-    from .train import PROFILES, train
+    from ..lab.train import PROFILES, train
     cfg = replace(PROFILES[args.profile], model=args.model, seed=args.seed,
                   **({"steps": args.steps} if args.steps else {}))
     result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
@@ -25,7 +25,7 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from .evaluate import evaluate_checkpoint
+    from ..lab.evaluate import evaluate_checkpoint
     print(json.dumps(evaluate_checkpoint(args.checkpoint, args.split, args.pairs, args.device), indent=1))
 
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=_reproduce)
 
     args = parser.parse_args(argv)
-    from .checkpoint import CheckpointError
+    from ..lab.checkpoint import CheckpointError
     try:
         args.fn(args)
     except (CheckpointError, FileNotFoundError) as e:

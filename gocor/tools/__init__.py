@@ -1,0 +1,1 @@
+"""Tools: benchmark, cost accounting, the notebook reproduction, the command line."""
