@@ -33,9 +33,15 @@ def robust_activation(s: Tensor, m: Tensor) -> Tensor:
     return 0.5 * (1.0 - m) * s.abs() + 0.5 * (1.0 + m) * s
 
 
+def activation_slopes(m: Tensor) -> tuple[Tensor, Tensor]:
+    """(a, b) with σ'(s; m) = a + b · sign(s): a = (1+m)/2, b = (1−m)/2."""
+    return 0.5 * (1.0 + m), 0.5 * (1.0 - m)
+
+
 def robust_activation_grad(s: Tensor, m: Tensor) -> Tensor:
     """σ'(s; m) with sign(s) treated as a constant (torch.sign has zero gradient)."""
-    return 0.5 * (1.0 - m) * torch.sign(s) + 0.5 * (1.0 + m)
+    a, b = activation_slopes(m)
+    return torch.addcmul(a, b, torch.sign(s))
 
 
 class LearnedLabels(nn.Module):
@@ -76,8 +82,8 @@ class QueryPrior(nn.Module):
     GLU-Net-GOCor's k=3, I=O=16), no grouped conv and no permutation copies: the
     shifted copies are laid out (B, H', W', H·W, k²), which is channels-last (B·H'·W', k², H, W).
 
-    The solver does not call this (:mod:`gocor.query_loss` is exact and much cheaper); it
-    defines L_q for :meth:`FilterOptimizer.objective`, the tests and the notebooks.
+    This is the definition of R (and holds its parameters); the solver never builds R's output
+    but goes through :class:`gocor.query_loss.QueryLoss`, exact and much cheaper.
     """
 
     def __init__(self, kernel_size: int = 3, inter_dim: int = 16, output_dim: int = 16):

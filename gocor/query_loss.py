@@ -174,15 +174,39 @@ class _GramApply(torch.autograd.Function):
 
 
 class QueryLoss:
-    """L_q(w) = ½ ‖R(C(w, f^q))‖² for fixed query features f^q (B, C, H', W'), on filters
-    w (B, C, H, W), through its Gram matrix :func:`query_gram`. Differentiable (twice) in w
-    and f^q: the stand-alone form for users and notebook 02. The solver uses the same pieces
-    (:func:`gram_apply`, :func:`gram_vjp`) inside its own reverse pass."""
+    """L_q(w) = ½ ‖R(C(w, f^q))‖² = ½ Σ_u Γ_u Q Γ_uᵀ for fixed query features f^q (B, C, H', W'),
+    on filters w (B, C, H, W): the one object for the query loss, used by the solver, the
+    tests and notebook 02. It owns the Gram matrix Q = :attr:`gram` (B, k²C, k²C), built once
+    from the prior and f^q (differentiable in both).
+
+    - :meth:`apply`: M w = C_qᵀ Rᵀ R C_q w, so that L_q(w) = ½ <w, M w> (differentiable, twice);
+    - :meth:`energy`: L_q(w) per image (B,);
+    - :meth:`vjp`: the reverse pass of ``apply`` written out, for the solver's own backward.
+    """
 
     def __init__(self, prior: QueryPrior, query_feat: Tensor):
         self.kernel_size = prior.kernel_size
-        self.q = query_gram(prior, query_feat)
+        self.gram = query_gram(prior, query_feat)
 
-    def grad(self, w: Tensor) -> Tensor:
-        """M w = C_qᵀ Rᵀ R C_q w (B, C, H, W), so that L_q(w) = ½ <w, M w>."""
-        return _GramApply.apply(w, self.q, self.kernel_size)
+    @classmethod
+    def from_gram(cls, gram: Tensor, kernel_size: int) -> "QueryLoss":
+        """The query loss of a Gram matrix already built (the solver's reverse pass)."""
+        lq = cls.__new__(cls)
+        lq.kernel_size, lq.gram = kernel_size, gram
+        return lq
+
+    def apply(self, w: Tensor) -> Tensor:
+        """M w (B, C, H, W)."""
+        if not torch.is_grad_enabled():
+            return gram_apply(_unfold(w, self.kernel_size), self.gram, w.shape[-2:], self.kernel_size)
+        return _GramApply.apply(w, self.gram, self.kernel_size)
+
+    def energy(self, w: Tensor) -> Tensor:
+        """L_q(w) = ½ <w, M w> per image, (B,)."""
+        return 0.5 * (w * self.apply(w)).flatten(1).sum(1)
+
+    def vjp(self, x: Tensor, x_bar: Tensor, gram_bar: Tensor | None = None,
+            need_gram: bool = True) -> tuple[Tensor, Tensor | None]:
+        """For y = M x and ȳ = ``x_bar``: (Mᵀ ȳ, Q̄ = Γ(x)ᵀ Γ(ȳ)), Q̄ added in place to
+        ``gram_bar`` when given (one buffer over many applications)."""
+        return gram_vjp(x, x_bar, self.gram, self.kernel_size, gram_bar, need_gram)

@@ -9,7 +9,7 @@ only in the operator. Each step:
     w ← w − exp(γ) α g
 
 with M = A_qᵀ Rᵀ R A_q the query loss's Hessian (<g, M g> = ‖R A_q g‖²), applied through
-its patch Gram matrix (:mod:`gocor.query_loss`). α is per filter, or per image pair when
+its patch Gram matrix (:class:`gocor.query_loss.QueryLoss`). α is per filter, or per image pair when
 the query loss couples all filters. Scores A_r w and M w are linear in w and updated in
 place of recomputation. The steps form one autograd node whose reverse pass is written
 out (:class:`_UnrolledDescent`); it needs of each operator also ``feat_grad``, the
@@ -18,15 +18,15 @@ derivative of <scores, apply(w)> wrt the operator's features.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .objective import LearnedLabels, QueryPrior, robust_activation
-from .query_loss import _unfold, gram_apply, gram_vjp, query_gram
+from .objective import LearnedLabels, QueryPrior, activation_slopes, robust_activation
+from .query_loss import QueryLoss
 
 
 class CorrelationOperator(Protocol):
@@ -91,14 +91,14 @@ class FilterOptimizer(nn.Module):
         if num_iter == 0 and trace is None:
             return w
         y, v, m = self.labels_per_offset(ref_op, *w.shape[-2:], w.dtype)
-        vpos, vneg, neg_vy = _on_pairs(ref_op, (0.5 * v * (1.0 + m), 0.5 * v * (1.0 - m), -v * y),
-                                       *w.shape[-2:])              # v+σ'(s) = vpos + vneg·sign(s)
+        a, b = activation_slopes(m)
+        vpos, vneg, neg_vy = _on_pairs(ref_op, (v * a, v * b, -v * y), *w.shape[-2:])
         lam2 = self.reg_weight(ref_op, w.dtype)
         step = torch.exp(self.log_step_length).to(w.dtype)
-        q = query_gram(self.prior, query_op.feat) if use_prior else None
-        k = self.prior.kernel_size if use_prior else 0
-        return _UnrolledDescent.apply(w, ref_op.feat, q, vpos, vneg, neg_vy, lam2, step,
-                                      ref_op, k, num_iter, trace)
+        lq = QueryLoss(self.prior, query_op.feat) if use_prior else None
+        problem = _Problem(ref_op, lq, num_iter, trace)
+        return _UnrolledDescent.apply(problem, w, ref_op.feat, lq.gram if use_prior else None,
+                                      vpos, vneg, neg_vy, lam2, step)
 
     def objective(self, w: Tensor, ref_op: CorrelationOperator,
                   query_op: CorrelationOperator | None = None) -> dict[str, Tensor]:
@@ -130,7 +130,30 @@ def _losses(r: Tensor, lq: Tensor | None, w: Tensor, lam2: Tensor) -> dict[str, 
     return {"L_r": lr, "L_q": lq, "reg": reg, "loss": lr + lq + reg}
 
 
-_SAVED_PER_STEP = 14    # w, s, sign(s), d, r, u, g, ag, h, mg, gg, den, α, γα (see forward)
+class _Problem(NamedTuple):
+    """The non-tensor inputs of :class:`_UnrolledDescent`."""
+    op: CorrelationOperator             # the reference loss's operator A
+    query_loss: QueryLoss | None        # L_q, or None
+    num_iter: int
+    trace: list[dict] | None
+
+
+class _Step(NamedTuple):
+    """What one step computed and its reverse pass reads (saved with ``save_for_backward``)."""
+    w: Tensor                           # filters before the step
+    s: Tensor                           # scores A w
+    sgn: Tensor                         # sign(s)
+    d: Tensor                           # v+ σ'(s)
+    r: Tensor                           # residual d s − v+ y
+    u: Tensor                           # d r
+    g: Tensor                           # gradient
+    ag: Tensor                          # A g
+    h: Tensor                           # d A g
+    mg: Tensor | None                   # M g (query loss only)
+    gg: Tensor                          # ‖g‖², per filter or per image
+    den: Tensor                         # the step length's denominator
+    alpha: Tensor                       # α
+    sa: Tensor                          # exp(γ) α
 
 
 class _UnrolledDescent(torch.autograd.Function):
@@ -146,18 +169,18 @@ class _UnrolledDescent(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, w, feat, q, vpos, vneg, neg_vy, lam2, step, op, k, num_iter, trace):
-        use_prior = q is not None
+    def forward(ctx, problem: _Problem, w, feat, gram, vpos, vneg, neg_vy, lam2, step):
+        op, lq, num_iter, trace = problem
+        use_prior = lq is not None
         reduce = _per_image if use_prior else _per_filter
-        size = w.shape[-2:]
         s = op.apply(w)
-        mw = gram_apply(_unfold(w, k), q, size, k) if use_prior else None
-        steps = []
+        mw = lq.apply(w) if use_prior else None
+        steps: list[_Step] = []
         for it in range(num_iter + (trace is not None)):   # one more pass only to trace the end
             sgn, d, r = _residual(s, vpos, vneg, neg_vy)
             if trace is not None:
-                lq = 0.5 * _per_image(w * mw).flatten() if use_prior else None
-                trace.append({"step": it, **_losses(r, lq, w, lam2)})
+                energy_q = 0.5 * _per_image(w * mw).flatten() if use_prior else None
+                trace.append({"step": it, **_losses(r, energy_q, w, lam2)})
             if it == num_iter:
                 break
             u = d * r
@@ -170,39 +193,41 @@ class _UnrolledDescent(torch.autograd.Function):
             den = reduce(_per_filter(h * h)) + lam2 * gg
             mg = None
             if use_prior:
-                mg = gram_apply(_unfold(g, k), q, size, k)
+                mg = lq.apply(g)
                 den += _per_image(g * mg)
             alpha = gg / den.clamp_min(1e-8)
             if trace is not None:
                 trace[-1]["alpha"] = alpha.flatten(1).clone()
             sa = step * alpha
-            steps.append((w, s, sgn, d, r, u, g, ag, h, mg, gg, den, alpha, sa))
+            steps.append(_Step(w, s, sgn, d, r, u, g, ag, h, mg, gg, den, alpha, sa))
             w = torch.addcmul(w, sa, g, value=-1.0)
             if it + 1 < num_iter or trace is not None:      # s and M w are read again only then
                 s = torch.addcmul(s, sa, ag, value=-1.0)
                 if use_prior:
                     mw = torch.addcmul(mw, sa, mg, value=-1.0)
-        ctx.op, ctx.k = op, k
-        ctx.save_for_backward(steps[0][0] if steps else w, q, vpos, vneg, neg_vy, lam2, step,
+        # the Gram goes through save_for_backward like every other tensor the backward reads
+        ctx.op, ctx.kernel_size = op, lq.kernel_size if use_prior else 0
+        ctx.save_for_backward(steps[0].w if steps else w, gram, vpos, vneg, neg_vy, lam2, step,
                               *(t for saved in steps for t in saved))
         return w if steps else w.clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, w_bar):
-        w0, q, vpos, vneg, neg_vy, lam2, step, *flat = ctx.saved_tensors
-        op, k, n = ctx.op, ctx.k, _SAVED_PER_STEP
-        steps = [flat[i:i + n] for i in range(0, len(flat), n)]
-        use_prior = q is not None
+        w0, gram, vpos, vneg, neg_vy, lam2, step, *flat = ctx.saved_tensors
+        op = ctx.op
+        lq = QueryLoss.from_gram(gram, ctx.kernel_size) if gram is not None else None
+        n = len(_Step._fields)
+        steps = [_Step(*flat[i:i + n]) for i in range(0, len(flat), n)]
+        use_prior = lq is not None
         reduce = _per_image if use_prior else _per_filter
-        size = w_bar.shape[-2:]
         s_bar = mw_bar = feat_bar = q_bar = None
         vpos_bar = vneg_bar = neg_vy_bar = lam2_bar = step_bar = 0.0
 
         def gram_adjoint(x, x_bar):
             """For mx = M x: Mᵀ x̄, accumulating Q̄ += Γ(x)ᵀ Γ(x̄) over all steps."""
             nonlocal q_bar
-            x_grad, q_bar = gram_vjp(x, x_bar, q, k, q_bar, ctx.needs_input_grad[2])
+            x_grad, q_bar = lq.vjp(x, x_bar, q_bar, ctx.needs_input_grad[3])
             return x_grad
 
         for w, s, sgn, d, r, u, g, ag, h, mg, gg, den, alpha, sa in reversed(steps):
@@ -257,9 +282,8 @@ class _UnrolledDescent(torch.autograd.Function):
         if mw_bar is not None:
             w_bar = w_bar + gram_adjoint(w0, mw_bar)
         as_param = lambda t, like: t.reshape(like.shape) if torch.is_tensor(t) else None
-        return (w_bar, feat_bar, q_bar, as_param(vpos_bar, vpos), as_param(vneg_bar, vneg),
-                as_param(neg_vy_bar, neg_vy), as_param(lam2_bar, lam2), as_param(step_bar, step),
-                None, None, None, None)
+        return (None, w_bar, feat_bar, q_bar, as_param(vpos_bar, vpos), as_param(vneg_bar, vneg),
+                as_param(neg_vy_bar, neg_vy), as_param(lam2_bar, lam2), as_param(step_bar, step))
 
 
 def _residual(s: Tensor, vpos: Tensor, vneg: Tensor, neg_vy: Tensor) -> tuple[Tensor, Tensor, Tensor]:

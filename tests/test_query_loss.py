@@ -49,9 +49,10 @@ def test_gram_form_equals_the_prior_on_the_volume(k, inter, out, ref_size, query
     energy = (prior(GlobalCorrelation(fq).apply(w), query_size) ** 2).flatten(1).sum(1)
     grad, = torch.autograd.grad(0.5 * energy.sum(), w)
 
-    mw = QueryLoss(prior, fq).grad(w)
+    lq = QueryLoss(prior, fq)
+    mw = lq.apply(w)
     assert _rel(mw, grad) < 1e-12
-    assert _rel((w * mw).flatten(1).sum(1), energy) < 1e-12
+    assert _rel(lq.energy(w), 0.5 * energy) < 1e-12
     q = query_gram(prior, fq)
     assert _rel(q, q.transpose(1, 2)) < 1e-14
 
@@ -72,10 +73,30 @@ def test_query_loss_gradients_first_and_second_order():
     prior = QueryPrior(3, 2, 3).double()
     fq = torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
     w = torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True)
-    fn = lambda w, fq, w1, w2: QueryLoss(prior, fq).grad(w)
+    fn = lambda w, fq, w1, w2: QueryLoss(prior, fq).apply(w)
     inputs = (w, fq, prior.weight1, prior.weight2)
     assert torch.autograd.gradcheck(fn, inputs)
     assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+def test_vjp_is_the_reverse_pass_of_apply():
+    """The written-out vjp (used by the solver's backward) equals autograd through apply, for
+    the filters and the Gram, and accumulates Q̄ in place over several applications."""
+    torch.manual_seed(7)
+    prior = QueryPrior(3, 2, 3).double()
+    fq = torch.randn(2, 3, 3, 4, dtype=torch.float64)
+    lq = QueryLoss(prior, fq)
+    gram = lq.gram.detach().requires_grad_(True)
+    lq_leaf = QueryLoss.from_gram(gram, lq.kernel_size)
+    xs = [torch.randn(2, 3, 3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    bars = [torch.randn(2, 3, 3, 4, dtype=torch.float64) for _ in range(2)]
+    total = sum((lq_leaf.apply(x) * b).sum() for x, b in zip(xs, bars))
+    *x_grads, gram_grad = torch.autograd.grad(total, xs + [gram])
+    acc = None
+    for x, b, want in zip(xs, bars, x_grads):
+        got, acc = lq_leaf.vjp(x.detach(), b, acc)
+        assert _rel(got, want) < 1e-12
+    assert _rel(acc, gram_grad) < 1e-12
 
 
 def test_solver_trace_matches_the_definition():
