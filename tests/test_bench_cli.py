@@ -31,4 +31,4 @@ def test_train_cli_and_resume(tmp_path):
     again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, check=True)
     assert json.loads(again.stdout.strip().splitlines()[-1])["steps"] == 6
     bad = subprocess.run(cmd[:-2] + ["--model", "nope"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "unknown model" in bad.stderr
+    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr and "gocor_global" in bad.stderr

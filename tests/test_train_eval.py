@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gocor.lab.checkpoint import CheckpointError, load_matcher, save
-from gocor.lab.evaluate import evaluate_checkpoint, flow_metrics, load_pairs
+from gocor.lab.evaluate import evaluate, evaluate_checkpoint, flow_metrics, load_pairs
 from gocor.lab.matcher import CONFIGS, Matcher
 from gocor.lab.train import PROFILES, train
 
@@ -117,7 +117,7 @@ def test_evaluate_on_a_pairs_file(tmp_path, tiny_run):
     path = tmp_path / "pairs.npz"
     np.savez(path, source=to_u8(src96), target=to_u8(tgt96),
              flow=flow96.permute(0, 2, 3, 1).numpy().astype(np.float32), mask=mask96.numpy())
-    pairs = load_pairs(path)
+    pairs = load_pairs(path, 64)
     assert pairs["source"].shape == (3, 3, 64, 64)
     assert torch.allclose(pairs["flow"], d["flow"], atol=0.3)     # resized back, flow rescaled by 64/96
     cli = subprocess.run([sys.executable, "-m", "gocor", "evaluate", "--checkpoint", str(tiny_run),
@@ -126,7 +126,72 @@ def test_evaluate_on_a_pairs_file(tmp_path, tiny_run):
     assert {"aepe", "pck1", "pck3", "pck5", "f1"} <= set(result) and result["aepe"] > 0
     np.savez(tmp_path / "broken.npz", source=to_u8(src96))
     with pytest.raises(ValueError, match="broken.npz: missing array"):
-        load_pairs(tmp_path / "broken.npz")
+        load_pairs(tmp_path / "broken.npz", 64)
+
+
+def _pairs_file(tmp_path, name, **changes):
+    n, s = 2, 16
+    arrays = {"source": np.full((n, s, s, 3), 128, np.uint8), "target": np.full((n, s, s, 3), 128, np.uint8),
+              "flow": np.zeros((n, s, s, 2), np.float32), "mask": np.ones((n, s, s), bool)} | changes
+    np.savez(tmp_path / name, **arrays)
+    return tmp_path / name
+
+
+def _cli_error(checkpoint, pairs):
+    cli = subprocess.run([sys.executable, "-m", "gocor", "evaluate", "--checkpoint", str(checkpoint),
+                          "--pairs", str(pairs)], capture_output=True, text=True)
+    assert cli.returncode == 2 and "Traceback" not in cli.stderr and cli.stdout == "", cli.stderr
+    return cli.stderr
+
+
+def test_bad_pairs_files_get_clear_errors(tmp_path, tiny_run):
+    flow = np.zeros((2, 16, 16, 2), np.float32)
+    flow[0, 3, 4, 0] = np.nan
+    nan_file = _pairs_file(tmp_path, "nanflow.npz", flow=flow)
+    with pytest.raises(ValueError, match=r"nanflow.npz: flow is not finite .* at 1 valid pixels"):
+        load_pairs(nan_file, 64)
+    err = _cli_error(tiny_run, nan_file)
+    assert "nanflow.npz" in err and "flow" in err and "NaN" in err
+    masked = np.ones((2, 16, 16), bool)
+    masked[0, 3, 4] = False                               # NaN where the mask is off is fine
+    ok = load_pairs(_pairs_file(tmp_path, "nan_masked.npz", flow=flow, mask=masked), 64)
+    assert torch.isfinite(ok["flow"]).all()
+
+    floats = _pairs_file(tmp_path, "float_images.npz", source=np.full((2, 16, 16, 3), 0.5, np.float32))
+    with pytest.raises(ValueError, match="float_images.npz: source has dtype float32, expected uint8"):
+        load_pairs(floats, 64)
+    assert "uint8" in _cli_error(tiny_run, floats)
+
+    text = tmp_path / "notes.npz"
+    text.write_text("these are my notes, not arrays\n")
+    with pytest.raises(ValueError, match="notes.npz: not an .npz archive"):
+        load_pairs(text, 64)
+    err = _cli_error(tiny_run, text)
+    assert "not an .npz archive" in err and "allow_pickle" not in err
+
+    empty = _pairs_file(tmp_path, "empty_mask.npz", mask=np.zeros((2, 16, 16), bool))
+    with pytest.raises(ValueError, match="empty_mask.npz: no valid pixel in mask"):
+        load_pairs(empty, 64)
+    assert "empty_mask.npz: no valid pixel" in _cli_error(tiny_run, empty)
+
+
+@pytest.mark.parametrize("size", [96, 128])
+def test_matcher_trains_and_evaluates_at_other_sizes(tmp_path, size):
+    """The global level's grid is derived from the training size (size // 8 cells a side)."""
+    from gocor.lab.data import PairConfig, make_batch
+    cfg = replace(TINY, model="gocor", image_size=size, steps=2, val_every=2, ckpt_every=2)
+    train(cfg, tmp_path, device="cpu", progress=False)
+    model, _ = load_matcher(tmp_path / "last.pt", "cpu")
+    assert model.config.global_cells == size // 8
+    assert model.global_volume(torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)).shape == \
+        (1, (size // 8) ** 2, size // 8, size // 8)
+    pairs = make_batch(range(3), "standard", PairConfig(size=size, photometric=False))
+    result = evaluate(model, pairs)
+    assert np.isfinite(result["aepe"]) and result["valid_pixels"] > 0
+    # another input size (a multiple of 8) goes through the global grid of the training size
+    assert model.predict(torch.rand(1, 3, 48, 80), torch.rand(1, 3, 48, 80)).shape == (1, 2, 48, 80)
+    with pytest.raises(ValueError, match="multiples of 8"):
+        model.predict(torch.rand(1, 3, 50, 64), torch.rand(1, 3, 50, 64))
 
 
 def test_evaluate_split_matches_function(tiny_run):

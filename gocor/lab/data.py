@@ -35,6 +35,7 @@ TEST_IMAGES = ("coffee", "rocket", "retina")            # held out from training
 TRAIN_IMAGES = tuple(n for n in IMAGES if n not in TEST_IMAGES)
 TEXTURES = ("stripes", "checker", "dots", "bricks", "hexagons")
 SPLITS = {"standard": 0, "repetitive": 1, "train": 2, "val": 3}
+HELD_OUT_SPLITS = ("standard", "repetitive")
 SPLIT_SIZE = 96
 
 
@@ -219,6 +220,6 @@ def make_batch(indices, split: str = "train", cfg: PairConfig = PairConfig(), se
 def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n: int = SPLIT_SIZE) -> dict[str, Tensor]:
     """The fixed held-out test splits: ``standard`` (held-out images and textures, mixed warps)
     and ``repetitive`` (periodic textures only). Bit-identical across runs."""
-    if name not in ("standard", "repetitive"):
-        raise ValueError(f"unknown split {name!r}; choose 'standard' or 'repetitive'")
+    if name not in HELD_OUT_SPLITS:
+        raise ValueError(f"unknown split {name!r}; choose from {HELD_OUT_SPLITS}")
     return make_batch(range(n), name, cfg, seed=0)

@@ -2,6 +2,7 @@
 or on any user's pairs (.npz)."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .checkpoint import load_matcher
-from .data import held_out_split
+from .data import PairConfig, held_out_split
 from .flow import resize_flow
 from .matcher import Matcher
 
@@ -43,32 +44,55 @@ def predict(model: Matcher, source: Tensor, target: Tensor, batch_size: int = 32
     return torch.cat(out)
 
 
-def load_pairs(path: str | Path, size: int = 64) -> dict[str, Tensor]:
-    """A user's pairs: .npz with source, target (N, H, W, 3) uint8, flow (N, H, W, 2) float32
-    (target grid, see gocor.data), mask (N, H, W) bool. Resized to size x size, flow scaled."""
+def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
+    """A user's pairs: .npz with source, target (N, H, W, 3) uint8, flow (N, H, W, 2) float
+    (target grid, see :mod:`gocor.lab.flow`), mask (N, H, W) bool. Resized to size x size (the
+    matcher's training size), flow scaled. Raises ValueError naming the file and the array."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not an .npz archive (expected a numpy.savez file)")
     try:
-        d = np.load(path)
-        arrays = {k: d[k] for k in ("source", "target", "flow", "mask")}
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
+        with np.load(path, allow_pickle=False) as d:
+            arrays = {k: d[k] for k in ("source", "target", "flow", "mask")}
     except KeyError as e:
         raise ValueError(f"{path}: missing array {e}; expected source, target, flow, mask") from None
     except Exception as e:
-        raise ValueError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+    if arrays["mask"].ndim != 3:
+        raise ValueError(f"{path}: mask has shape {arrays['mask'].shape}, expected (N, H, W)")
     n, h, w = arrays["mask"].shape
     for k, shape in (("source", (n, h, w, 3)), ("target", (n, h, w, 3)), ("flow", (n, h, w, 2))):
         if arrays[k].shape != shape:
             raise ValueError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape}")
+    for k in ("source", "target"):
+        if arrays[k].dtype != np.uint8:
+            raise ValueError(f"{path}: {k} has dtype {arrays[k].dtype}, expected uint8 (0-255); "
+                             f"for float images in [0, 1] save (img * 255).round().astype(np.uint8)")
+    if arrays["mask"].dtype != np.bool_:
+        raise ValueError(f"{path}: mask has dtype {arrays['mask'].dtype}, expected bool")
+    if not np.issubdtype(arrays["flow"].dtype, np.floating):
+        raise ValueError(f"{path}: flow has dtype {arrays['flow'].dtype}, expected float")
+    mask = arrays["mask"]
+    if not mask.any():
+        raise ValueError(f"{path}: no valid pixel in mask")
+    bad = ~np.isfinite(arrays["flow"]).all(-1) & mask
+    if bad.any():
+        raise ValueError(f"{path}: flow is not finite (NaN or inf) at {int(bad.sum())} valid pixels "
+                         f"(mask True); set mask False there")
     img = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255.0
     source, target = img(arrays["source"]), img(arrays["target"])
-    flow = torch.from_numpy(arrays["flow"].astype(np.float32)).permute(0, 3, 1, 2)
-    mask = torch.from_numpy(arrays["mask"].astype(bool))
+    flow = arrays["flow"].astype(np.float32)
+    flow = torch.from_numpy(np.where(np.isfinite(flow), flow, 0)).permute(0, 3, 1, 2)   # NaN only where masked
+    mask = torch.from_numpy(mask)
     if (h, w) != (size, size):
         resize = lambda t: F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         source, target = resize(source), resize(target)
         flow = resize_flow(flow, (size, size))
         mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest")[:, 0] > 0.5
+        if not mask.any():
+            raise ValueError(f"{path}: no valid pixel in mask after resizing to {size}x{size}")
     return {"source": source, "target": target, "flow": flow, "mask": mask}
 
 
@@ -80,7 +104,9 @@ def evaluate(model: Matcher, pairs: dict[str, Tensor]) -> dict[str, float]:
 def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs: str | Path | None = None,
                         device: str | torch.device | None = None) -> dict:
     model, info = load_matcher(path, device)
-    data = load_pairs(pairs) if pairs is not None else held_out_split(split)
+    size = model.config.image_size
+    data = (load_pairs(pairs, size) if pairs is not None
+            else held_out_split(split, PairConfig(size=size, photometric=False)))
     result = evaluate(model, data)
     result.update({"checkpoint": str(path), "data": str(pairs) if pairs is not None else split,
                    "model": info["matcher_config"]})

@@ -1,7 +1,9 @@
 """A small GLU-Net-like matcher whose correlation layers can be swapped for GOCor.
 
     image pair -> CNN feature pyramid (1/2, 1/4, 1/8)
-    1/8: global volume (feature correlation | GlobalGOCor) -> soft-argmax + CNN -> flow
+    global level (the 1/8 features resized to a fixed grid of ``image_size // 8`` cells, as
+        GLU-Net fixes its global level): global volume (feature correlation | GlobalGOCor)
+        -> soft-argmax + CNN -> flow, resized back to 1/8
     1/4, 1/2: warp source features by the upsampled flow, local volume
               (local correlation | LocalGOCor) -> CNN -> residual flow
 
@@ -11,6 +13,7 @@ Every variant has the same backbone and decoders; only the correlation modules d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -22,13 +25,31 @@ from ..module import GlobalGOCor, LocalGOCor
 from .flow import pixel_grid, resize_flow, warp
 
 
+Correlation = Literal["corr", "gocor"]
+STRIDES = (2, 4, 8)                     # of the feature pyramid's levels
+COARSEST = STRIDES[-1]
+
+
 @dataclass(frozen=True)
 class MatcherConfig:
-    global_corr: str = "corr"           # "corr" | "gocor"
-    local_corr: str = "corr"            # "corr" | "gocor"
+    global_corr: Correlation = "corr"
+    local_corr: Correlation = "corr"
     channels: tuple[int, int, int] = (16, 32, 64)
     search_radius: int = 3
     gocor_steps: int = 3
+    image_size: int = 64                # training images (square); fixes the global level's grid
+
+    def __post_init__(self):
+        for name in ("global_corr", "local_corr"):
+            if getattr(self, name) not in ("corr", "gocor"):
+                raise ValueError(f"{name} must be 'corr' or 'gocor', got {getattr(self, name)!r}")
+        if self.image_size <= 0 or self.image_size % COARSEST:
+            raise ValueError(f"image_size must be a positive multiple of {COARSEST}, got {self.image_size}")
+
+    @property
+    def global_cells(self) -> int:
+        """Side of the global level's grid: the 1/8 grid of a training image."""
+        return self.image_size // COARSEST
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,9 +107,9 @@ class Matcher(nn.Module):
         self.local_gocor = nn.ModuleList(
             [LocalGOCor(c, search_radius=r, num_iter=config.gocor_steps) for c in (c4, c2)]
         ) if config.local_corr == "gocor" else None
-        n8 = 64                                          # query positions at 1/8 of 64x64 training images
+        n_global = config.global_cells ** 2             # query positions at the global level
         self.beta = nn.Parameter(torch.tensor(10.0))
-        self.global_decoder = nn.Sequential(conv(n8 + 2 + c8, 64), conv(64, 48), conv(48, 32), nn.Conv2d(32, 2, 3, 1, 1))
+        self.global_decoder = nn.Sequential(conv(n_global + 2 + c8, 64), conv(64, 48), conv(48, 32), nn.Conv2d(32, 2, 3, 1, 1))
         d = (2 * r + 1) ** 2
         self.local_decoders = nn.ModuleList(
             [nn.Sequential(conv(d + c + 2, 64), conv(64, 48), conv(48, 32), nn.Conv2d(32, 2, 3, 1, 1))
@@ -111,24 +132,36 @@ class Matcher(nn.Module):
 
     def pyramids(self, source: Tensor, target: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """L2-normalized feature pyramids (source, target), each [1/2, 1/4, 1/8]."""
+        for name, img in (("source", source), ("target", target)):
+            if img.dim() != 4 or img.shape[1] != 3 or img.shape[-1] % COARSEST or img.shape[-2] % COARSEST:
+                raise ValueError(f"{name} must be (B, 3, H, W) with H and W multiples of {COARSEST}, "
+                                 f"got {tuple(img.shape)}")
         fs = [F.normalize(f, dim=1) for f in self.features(self._normalize(source))]
         ft = [F.normalize(f, dim=1) for f in self.features(self._normalize(target))]
         return fs, ft
 
+    def global_features(self, feat: Tensor) -> Tensor:
+        """1/8 features (B, C, h, w) on the global grid (B, C, g, g), g = ``config.global_cells``
+        (unchanged when already that size)."""
+        g = self.config.global_cells
+        if feat.shape[-2:] == (g, g):
+            return feat
+        return F.normalize(F.interpolate(feat, size=(g, g), mode="bilinear", align_corners=False,
+                                         antialias=True), dim=1)
+
     def global_volume(self, source: Tensor, target: Tensor) -> Tensor:
-        """The coarse (1/8) volume (B, H'·W', H, W): target = reference, source = query."""
+        """The global volume (B, g·g, g, g): target = reference, source = query."""
         fs, ft = self.pyramids(source, target)
-        return self._global_volume(ft[2], fs[2])
+        return self._global_volume(self.global_features(ft[2]), self.global_features(fs[2]))
 
     def forward(self, source: Tensor, target: Tensor) -> list[Tensor]:
         fs, ft = self.pyramids(source, target)
-        vol = self._global_volume(ft[2], fs[2])
-        expected = self.global_decoder[0][0].in_channels - 2 - ft[2].shape[1]
-        if vol.shape[1] != expected:
-            raise ValueError(f"the global decoder expects {expected} query positions at 1/8 "
-                             f"(64x64 images), got {vol.shape[1]}")
-        init = soft_argmax_flow(vol, fs[2].shape[-2:], self.beta)
-        flow = init + self.global_decoder(torch.cat([vol, init, ft[2]], 1))
+        ref, query = self.global_features(ft[2]), self.global_features(fs[2])
+        vol = self._global_volume(ref, query)
+        init = soft_argmax_flow(vol, query.shape[-2:], self.beta)
+        flow = init + self.global_decoder(torch.cat([vol, init, ref], 1))
+        if flow.shape[-2:] != ft[2].shape[-2:]:
+            flow = resize_flow(flow, ft[2].shape[-2:])
         flows = [flow]
         for level, (f_t, f_s) in enumerate(zip((ft[1], ft[0]), (fs[1], fs[0]))):
             flow = resize_flow(flow, f_t.shape[-2:])

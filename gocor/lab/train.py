@@ -50,7 +50,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "last.pt"
     torch.manual_seed(cfg.seed)
-    model = Matcher(CONFIGS[cfg.model]).to(device)
+    model = Matcher(replace(CONFIGS[cfg.model], image_size=cfg.image_size)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     start, history, elapsed = 0, [], 0.0

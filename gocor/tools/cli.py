@@ -21,12 +21,14 @@ def _train(args) -> None:
     cfg = replace(PROFILES[args.profile], model=args.model, seed=args.seed,
                   **({"steps": args.steps} if args.steps else {}))
     result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
-    print(json.dumps({k: v for k, v in result.items() if k != "history"} | {"final": result["history"][-1:]}))
+    print(json.dumps({k: v for k, v in result.items() if k != "history"} | {"final": result["history"][-1:]},
+                     allow_nan=False))
 
 
 def _evaluate(args) -> None:
     from ..lab.evaluate import evaluate_checkpoint
-    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.split, args.pairs, args.device), indent=1))
+    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.split, args.pairs, args.device), indent=1,
+                     allow_nan=False))
 
 
 def _reproduce(args) -> None:
@@ -35,6 +37,9 @@ def _reproduce(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ..lab.data import HELD_OUT_SPLITS
+    from ..lab.matcher import CONFIGS
+    from ..lab.train import PROFILES
     parser = argparse.ArgumentParser(prog="python -m gocor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -45,8 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=_bench)
 
     p = sub.add_parser("train", help="train a matcher on synthetic pairs")
-    p.add_argument("--model", default="corr", help="corr | gocor | gocor_global | gocor_local")
-    p.add_argument("--profile", default="quick", choices=["quick", "full", "tiny"])
+    p.add_argument("--model", default="corr", choices=sorted(CONFIGS))
+    p.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     p.add_argument("--steps", type=int, help="override the profile's number of steps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run folder (last.pt is written there)")
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("evaluate", help="metrics of a checkpoint, as JSON")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", default="standard", choices=["standard", "repetitive"])
+    p.add_argument("--split", default="standard", choices=HELD_OUT_SPLITS)
     p.add_argument("--pairs", help=".npz with source, target, flow, mask (see gocor.evaluate.load_pairs)")
     p.add_argument("--device")
     p.set_defaults(fn=_evaluate)
