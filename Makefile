@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: test reproduce lab bench clean
+.PHONY: test reproduce lab browser-test bench clean
 
 # torch first and pinned, so pip never resolves it to a CUDA build.
 $(STAMP): pyproject.toml
@@ -25,8 +25,25 @@ reproduce: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m gocor bench
 
+# MPLBACKEND is unset for JupyterLab: with Agg exported, ipykernel does not switch to the inline
+# backend and no figure (plt.show(), the volume explorer) appears. As root (containers) JupyterLab
+# refuses to start without --allow-root. tests/test_browser.py starts JupyterLab with this same
+# target (`make lab LAB_ARGS="--no-browser --port=..."`), so the two cannot drift apart.
+LAB_ARGS ?=
+LAB_CMD = env -u MPLBACKEND $(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(LAB_CMD)
+
+# Real-browser smoke test of `make lab` (Debian's chromium + selenium; not part of `make test`).
+# Installs chromium/chromium-driver with apt when absent and root; skips with a reason otherwise.
+browser-test: $(STAMP)
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && apt-get install -y -q chromium chromium-driver; \
+	  else echo "chromium/chromedriver absent and not root: the browser test will skip"; fi; fi
+	$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install -q selenium
+	$(PY) -m pytest -q -m browser -rs tests/test_browser.py
 
 clean:
 	rm -rf build
