@@ -1,4 +1,4 @@
-"""python -m gocor {bench, train, evaluate, reproduce}"""
+"""python -m gocor {bench, train, evaluate, reproduce, assignments}"""
 from __future__ import annotations
 
 import argparse
@@ -31,9 +31,31 @@ def _evaluate(args) -> None:
                      allow_nan=False))
 
 
+def _volume_experiment(args) -> None:
+    from ..lab.volume_experiment import VolumeExperimentConfig, run_all, summarize
+    cfg = VolumeExperimentConfig(**({"steps": args.steps} if args.steps else {}))
+    results = run_all(cfg, tuple(args.layers), args.seeds, args.device)
+    summary = summarize(results)
+    for layer, metrics in summary.items():
+        print(layer, {k: f"{m:.3f} ± {sd:.3f}" for k, (m, sd) in metrics.items()})
+    if args.out:
+        from pathlib import Path
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"results": results, "summary": summary}, indent=1, allow_nan=False) + "\n")
+
+
 def _reproduce(args) -> None:
     from .reproduce import reproduce
     reproduce(args.out, update=args.update)
+
+
+def _assignments(args) -> None:
+    from ..teach import assignments as asg
+    if args.action == "generate":
+        print(f"student releases in {asg.generate(args.out, args.assignment) / 'release'}")
+        return
+    scores = asg.grade(args.dir, args.work, args.assignment, timeout=args.timeout)
+    print(asg.to_json(scores) if args.json else asg.format_table(scores))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,10 +89,33 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device")
     p.set_defaults(fn=_evaluate)
 
+    from ..lab.volume_experiment import LAYERS
+    p = sub.add_parser("volume-experiment", help="the minimal experiment: a feature head trained through "
+                       "correlation vs GOCor on near-repetitive pairs, held-out coarse accuracy")
+    p.add_argument("--layers", nargs="+", default=list(LAYERS), choices=LAYERS)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--steps", type=int, help="override the training steps")
+    p.add_argument("--out", help="write every run and the summary as JSON here")
+    p.add_argument("--device")
+    p.set_defaults(fn=_volume_experiment)
+
     p = sub.add_parser("reproduce", help="run every notebook with papermill into build/")
     p.add_argument("--out", default="build")
     p.add_argument("--update", action="store_true", help="also copy the executed notebooks back into notebooks/")
     p.set_defaults(fn=_reproduce)
+
+    p = sub.add_parser("assignments", help="course assignments: generate the student releases, autograde submissions")
+    a = p.add_subparsers(dest="action", required=True)
+    q = a.add_parser("generate", help="nbgrader generate_assignment into OUT/release/<assignment>/")
+    q.add_argument("--out", default="build/assignments")
+    q.add_argument("--assignment", action="append", help="only this one (repeatable; default: all)")
+    q = a.add_parser("grade", help="autograde DIR/<student>/<assignment>/ and print a score table")
+    q.add_argument("dir", help="submissions, nbgrader's submitted/ layout: DIR/<student>/<assignment>/*.ipynb")
+    q.add_argument("--json", action="store_true", help="print JSON: per student and assignment, score and max_score")
+    q.add_argument("--work", default="build/assignments/grading", help="nbgrader course directory to (re)create")
+    q.add_argument("--assignment", action="append", help="only this one (repeatable; default: all found)")
+    q.add_argument("--timeout", type=int, help="per-cell time limit in seconds (default: course/nbgrader_config.py)")
+    p.set_defaults(fn=_assignments)
 
     args = parser.parse_args(argv)
     from ..lab.checkpoint import CheckpointError
@@ -80,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except ValueError as e:
-        if args.command not in ("evaluate", "train"):
+        if args.command not in ("evaluate", "train", "assignments"):
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
