@@ -9,6 +9,7 @@ checkpoint (prefixes ``corr.`` and ``local_corr.``).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Mapping
 
 import torch
@@ -123,3 +124,15 @@ def split_glunet_gocor(state_dict: Mapping[str, Tensor]) -> tuple[dict, dict]:
     if not glob and not loc:
         raise KeyError("no GOCor parameters under 'corr.' or 'local_corr.' in this state dict")
     return glob, loc
+
+
+def load_reference(path: str | Path, device: str | torch.device = "cpu") -> dict:
+    """A vector recorded from the authors' implementation (``tests/data/*.npz``): its arrays as
+    tensors on ``device``, ``config`` (the JSON that :func:`from_official` reads) and
+    ``state_dict`` (their parameter names, from the ``param:`` entries)."""
+    import numpy as np
+    with np.load(path, allow_pickle=False) as d:
+        out = {k: torch.from_numpy(d[k]).to(device) for k in d.files if k != "config"}
+        out["config"] = json.loads(str(d["config"]))
+    out["state_dict"] = {k[len("param:"):]: v for k, v in out.items() if k.startswith("param:")}
+    return out

@@ -1,9 +1,9 @@
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+
+from gocor import compat
 
 DATA = Path(__file__).parent / "data"
 REFERENCES = sorted(p.name for p in DATA.glob("*.npz"))
@@ -12,11 +12,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
 
 
 def load_reference(name: str, device: str = "cpu") -> dict:
-    d = np.load(DATA / name)
-    out = {k: torch.from_numpy(d[k]).to(device) for k in d.files if k != "config"}
-    out["config"] = json.loads(str(d["config"]))
-    out["state_dict"] = {k[len("param:"):]: v for k, v in out.items() if k.startswith("param:")}
-    return out
+    return compat.load_reference(DATA / name, device)
 
 
 @pytest.fixture(params=DEVICES)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .facades import FacadeConfig, make_facade_pair
 from .flow import pixel_grid, remap
 
 # name -> licence, as stated in scikit-image's docstrings
@@ -34,8 +35,8 @@ IMAGES = {
 TEST_IMAGES = ("coffee", "rocket", "retina")            # held out from training
 TRAIN_IMAGES = tuple(n for n in IMAGES if n not in TEST_IMAGES)
 TEXTURES = ("stripes", "checker", "dots", "bricks", "hexagons")
-SPLITS = {"standard": 0, "repetitive": 1, "train": 2, "val": 3}
-HELD_OUT_SPLITS = ("standard", "repetitive")
+SPLITS = {"standard": 0, "repetitive": 1, "train": 2, "val": 3, "near_repetitive": 4, "facades_train": 5}
+HELD_OUT_SPLITS = ("standard", "repetitive", "near_repetitive")
 SPLIT_SIZE = 96
 
 
@@ -209,6 +210,13 @@ def _seed(split: str, index: int, seed: int) -> int:
     return (seed * 1_000_003 + SPLITS[split]) * 10_000_019 + index
 
 
+def facade_batch(indices, split: str = "facades_train", cfg: FacadeConfig = FacadeConfig(),
+                 seed: int = 0) -> dict[str, Tensor]:
+    """Stack near-repetitive facade pairs (with their ``period``) of a split, by index."""
+    pairs = [make_facade_pair(_seed(split, i, seed), cfg) for i in indices]
+    return {k: torch.stack([p[k] for p in pairs]) for k in pairs[0]}
+
+
 def make_batch(indices, split: str = "train", cfg: PairConfig = PairConfig(), seed: int = 0) -> dict[str, Tensor]:
     """Stack the pairs with the given indices of a split (a pure function of its arguments)."""
     repetitive = split == "repetitive"
@@ -218,8 +226,12 @@ def make_batch(indices, split: str = "train", cfg: PairConfig = PairConfig(), se
 
 
 def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n: int = SPLIT_SIZE) -> dict[str, Tensor]:
-    """The fixed held-out test splits: ``standard`` (held-out images and textures, mixed warps)
-    and ``repetitive`` (periodic textures only). Bit-identical across runs."""
+    """The fixed held-out test splits: ``standard`` (held-out images and textures, mixed warps),
+    ``repetitive`` (periodic textures only), both of ``cfg.size``, and ``near_repetitive``
+    (facades of :mod:`gocor.lab.facades`, always 128 px, with their ``period``). Bit-identical
+    across runs."""
     if name not in HELD_OUT_SPLITS:
         raise ValueError(f"unknown split {name!r}; choose from {HELD_OUT_SPLITS}")
+    if name == "near_repetitive":
+        return facade_batch(range(n), name)
     return make_batch(range(n), name, cfg, seed=0)

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .checkpoint import load_matcher
 from .data import PairConfig, held_out_split
-from .flow import resize_flow
+from .flow import pixel_grid, resize_flow
 from .matcher import Matcher
 
 
@@ -31,6 +31,42 @@ def flow_metrics(pred: Tensor, gt: Tensor, mask: Tensor) -> dict[str, float]:
         out[f"pck{t}"] = (epe < t).float().mean().item()
     out["f1"] = ((epe > 3) & (epe > 0.05 * mag)).float().mean().item()
     out["valid_pixels"] = int(epe.numel())
+    return out
+
+
+def coarse_truth(flow: Tensor, mask: Tensor, cells: int) -> tuple[Tensor, Tensor]:
+    """The true match of every cell of a ``cells``×``cells`` global grid: its position on the
+    query (source) grid in cells, continuous (B, 2, g, g) = (x, y), from the flow averaged over
+    the cell; and which cells are valid (B, g, g): mostly valid pixels, true match inside."""
+    c = flow.shape[-1] / cells
+    flow_g = F.adaptive_avg_pool2d(flow, cells) / c
+    frac = F.adaptive_avg_pool2d(mask[:, None].float(), cells)[:, 0]
+    pos = pixel_grid(cells, cells, flow_g) + flow_g
+    inside = (pos > -0.5).all(1) & (pos < cells - 0.5).all(1)
+    return pos, (frac > 0.5) & inside
+
+
+def coarse_metrics(volume: Tensor, flow: Tensor, mask: Tensor, period: Tensor | None = None) -> dict[str, float]:
+    """The global volume's argmax against the truth, over valid cells: exact cell (``coarse_acc``),
+    within one cell (``coarse_acc1``) and, where the lattice ``period`` (B, 2) in pixels is known,
+    the share that lands on a copy (``copy_rate``): more than one cell off, and within one cell of
+    the truth moved by a non-zero multiple of the period. volume (B, g·g, g, g); flow (B, 2, H, W)."""
+    g = volume.shape[-1]
+    pos, valid = coarse_truth(flow, mask, g)
+    if not valid.any():
+        raise ValueError("no valid cell at the global level")
+    arg = volume.argmax(1)
+    found = torch.stack([arg % g, arg // g], 1).to(pos.dtype)
+    cell_err = (found - pos.round()).abs().amax(1)
+    out = {"coarse_acc": (cell_err == 0)[valid].float().mean().item(),
+           "coarse_acc1": (cell_err <= 1)[valid].float().mean().item()}
+    if period is not None:
+        per = (period.to(pos.dtype) * g / flow.shape[-1]).view(-1, 2, 1, 1)     # in cells
+        err = found - pos
+        k = (err / per).round()
+        on_copy = (k != 0).any(1) & ((err - k * per).abs() <= 1).all(1) & (cell_err > 1)
+        out["copy_rate"] = on_copy[valid].float().mean().item()
+    out["valid_cells"] = int(valid.sum())
     return out
 
 
@@ -96,16 +132,29 @@ def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
     return {"source": source, "target": target, "flow": flow, "mask": mask}
 
 
+@torch.no_grad()
+def global_volumes(model: Matcher, source: Tensor, target: Tensor, batch_size: int = 32) -> Tensor:
+    """The matcher's global volumes (N, g·g, g, g), batched, on the model's device."""
+    device = next(model.parameters()).device
+    model.eval()
+    return torch.cat([model.global_volume(source[i:i + batch_size].to(device),
+                                          target[i:i + batch_size].to(device)).cpu()
+                      for i in range(0, len(source), batch_size)])
+
+
 def evaluate(model: Matcher, pairs: dict[str, Tensor]) -> dict[str, float]:
+    """Flow metrics at image resolution and coarse metrics of the global volume."""
     pred = predict(model, pairs["source"], pairs["target"])
-    return flow_metrics(pred, pairs["flow"], pairs["mask"])
+    out = flow_metrics(pred, pairs["flow"], pairs["mask"])
+    volume = global_volumes(model, pairs["source"], pairs["target"])
+    return out | coarse_metrics(volume, pairs["flow"], pairs["mask"], pairs.get("period"))
 
 
 def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs: str | Path | None = None,
                         device: str | torch.device | None = None) -> dict:
     model, info = load_matcher(path, device)
     size = model.config.image_size
-    data = (load_pairs(pairs, size) if pairs is not None
+    data = (load_pairs(pairs, size) if pairs is not None          # the near-repetitive split is 128 px
             else held_out_split(split, PairConfig(size=size, photometric=False)))
     result = evaluate(model, data)
     result.update({"checkpoint": str(path), "data": str(pairs) if pairs is not None else split,

@@ -37,7 +37,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _make(case: dict, batch: int, channels: int, device: torch.device):
+def make_case(name: str, batch: int, channels: int, device: torch.device | None = None):
+    """(forward, leaves) of a benchmark case: a closure returning its volume and the tensors
+    that receive gradients (both features and every parameter)."""
+    case, device = CASES[name], default_device(device)
     torch.manual_seed(0)
     s = case["size"]
     ref = torch.randn(batch, channels, s, s, device=device, requires_grad=True)
@@ -53,7 +56,7 @@ def run_case(name: str, batch: int = 4, channels: int = 64, repeats: int = 10, w
     """Measure one case in this process: peak memory of the first step, then the median time
     of ``repeats`` steps after ``warmup`` more (steady state, as in a training loop)."""
     device = default_device()
-    forward, leaves = _make(CASES[name], batch, channels, device)
+    forward, leaves = make_case(name, batch, channels, device)
 
     def step():
         for t in leaves:
