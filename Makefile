@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: test reproduce lab browser-test bench clean
+.PHONY: test reproduce lab browser-test bench assignments clean
 
 # torch first and pinned, so pip never resolves it to a CUDA build.
 $(STAMP): pyproject.toml
@@ -21,6 +21,11 @@ test: $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) -m gocor reproduce
+
+# Student versions of the course (course/source) with nbgrader generate_assignment:
+# build/assignments/release/<assignment>/.
+assignments: $(STAMP)
+	$(PY) -m gocor assignments generate --out build/assignments
 
 bench: $(STAMP)
 	$(PY) -m gocor bench
