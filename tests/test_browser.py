@@ -244,7 +244,8 @@ def test_lab_runs_notebook_04_with_figures_and_a_live_explorer(lab, browser):
     assert figures, "no figure rendered as an image outside the explorer"
     assert len(explorers) >= 1, "no output area with ipywidgets sliders (the volume explorer)"
 
-    explorer = explorers[0]
+    index = next((i for i, e in enumerate(explorers) if e["src"]), 0)   # the first one with an image
+    explorer = explorers[index]
     assert explorer["src"], f"the explorer shows no image: {explorer['area'].text[:300]!r}"
     assert explorer["handles"], "the explorer's sliders have no handle"
     area = explorer["area"]
@@ -259,10 +260,10 @@ def test_lab_runs_notebook_04_with_figures_and_a_live_explorer(lab, browser):
     handle.click()
     handle.send_keys(Keys.ARROW_RIGHT)
     time.sleep(0.5)
-    if driver.execute_script(FIND_EXPLORERS)[0]["readouts"] == before_readouts:   # it was at its maximum
+    if driver.execute_script(FIND_EXPLORERS)[index]["readouts"] == before_readouts:   # it was at its maximum
         handle.send_keys(Keys.ARROW_LEFT)
     after = _wait(lambda: (lambda e: e if e["src"] and e["src"] != before_src else None)(
-        driver.execute_script(FIND_EXPLORERS)[0]), 120, "the explorer's image to change after the slider moved")
+        driver.execute_script(FIND_EXPLORERS)[index]), 120, "the explorer's image to change after the slider moved")
     assert after["readouts"] != before_readouts, "the slider's readout did not change"
     time.sleep(1)
     _shot(driver, "03_explorer_after.png", after["area"])
