@@ -185,3 +185,13 @@ def test_check_helpers_fail_with_messages():
     with pytest.raises(asg.StudentCheckFailed, match="finite"):
         asg.check_number("aepe", float("nan"), 0, 10)
     assert asg.check_number("aepe", torch.tensor(2.5), 0, 10) == 2.5
+
+
+def test_grade_cli_errors_are_clear(tmp_path, capsys):
+    (tmp_path / "alice" / "not_an_assignment").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exc:
+        main(["assignments", "grade", str(tmp_path), "--work", str(tmp_path / "work")])
+    assert exc.value.code == 2 and "no submissions" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["assignments", "grade", str(tmp_path), "--assignment", "a9_nope", "--work", str(tmp_path / "work")])
+    assert exc.value.code == 2 and "unknown assignment" in capsys.readouterr().err
