@@ -85,6 +85,11 @@ class _GOCor(nn.Module):
     def operator(self, feat: Tensor):
         raise NotImplementedError
 
+    def objective_parameters(self) -> list[nn.Parameter]:
+        """The learned objective's parameters (label, weight, mask, λ, step length, prior): O(1)
+        scalars that must move by O(1), e.g. for a faster learning rate of their own."""
+        return list(self.optimizer.parameters())
+
     def _solve(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None,
                trace: list[dict] | None):
         check_features(reference_feat, query_feat, self.feature_dim, self._same_size())

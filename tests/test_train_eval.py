@@ -197,3 +197,36 @@ def test_matcher_trains_and_evaluates_at_other_sizes(tmp_path, size):
 def test_evaluate_split_matches_function(tiny_run):
     a = evaluate_checkpoint(tiny_run, "repetitive", device="cpu")
     assert 0 <= a["pck1"] <= a["pck3"] <= a["pck5"] <= 1
+
+
+def test_objective_parameters_get_their_own_learning_rate(tmp_path):
+    """GOCor's O(1) objective parameters learn at objective_lr_scale × lr, without weight decay."""
+    from gocor.lab.train import objective_parameters, param_groups
+    model = Matcher(CONFIGS["gocor"])
+    fast = objective_parameters(model)
+    assert len(fast) == 7 + 2 * 5                  # global: labels (3), λ, step, prior (2); two locals
+    groups = param_groups(model, fast, 1e-3, 10.0)
+    ids = [{id(p) for p in g["params"]} for g in groups]
+    assert not ids[0] & ids[1] and len(ids[0] | ids[1]) == len(list(model.parameters()))
+    assert groups[1]["lr"] == 1e-2 and groups[1]["weight_decay"] == 0.0
+
+    def label_drift(scale):
+        out = tmp_path / f"scale{scale}"
+        train(replace(TINY, model="gocor", objective_lr_scale=scale), out, device="cpu", progress=False)
+        w = _weights(out / "last.pt")
+        init = Matcher(CONFIGS["gocor"]).state_dict()       # the label bins' init is not random
+        return max((w[k] - init[k]).abs().max().item() for k in w if k.endswith("labels.label"))
+
+    assert label_drift(10.0) > 3 * label_drift(1.0)
+
+
+def test_training_batches_mix_in_facades_deterministically():
+    from gocor.lab.data import PairConfig, make_batch
+    from gocor.lab.train import training_batch
+    cfg = replace(TINY, batch_size=4, facade_share=0.5, image_size=64)
+    a, b = training_batch(cfg, 3, PairConfig(size=64)), training_batch(cfg, 3, PairConfig(size=64))
+    assert all(torch.equal(a[k], b[k]) for k in a) and a["source"].shape == (4, 3, 64, 64)
+    plain = make_batch(range(12, 14), "train", PairConfig(size=64), seed=cfg.seed)
+    assert torch.equal(a["source"][:2], plain["source"])                # first half: the mixed pairs
+    assert not torch.equal(training_batch(replace(cfg, facade_share=0.0), 3, PairConfig(size=64))["source"][2:],
+                           a["source"][2:])                             # second half: facades

@@ -13,7 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint
-from .data import PairConfig, make_batch
+from .data import PairConfig, facade_batch, make_batch
+from .facades import FacadeConfig
 from .evaluate import evaluate
 from .device import default_device
 from .matcher import CONFIGS, Matcher, multiscale_loss
@@ -31,6 +32,8 @@ class TrainConfig:
     val_pairs: int = 32
     ckpt_every: int = 100
     image_size: int = 64
+    objective_lr_scale: float = 10.0    # GOCor's objective parameters: this × lr, no weight decay
+    facade_share: float = 0.0           # share of each batch drawn from near-repetitive facades
 
 
 PROFILES = {
@@ -38,6 +41,34 @@ PROFILES = {
     "full": TrainConfig(steps=6000, batch_size=32, val_every=500, ckpt_every=500),   # one GPU
     "tiny": TrainConfig(steps=6, batch_size=2, val_every=3, val_pairs=2, ckpt_every=2),   # tests
 }
+
+
+def objective_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The learned objectives' parameters of every GOCor module inside ``model``."""
+    from ..module import GlobalGOCor, LocalGOCor
+    return [p for m in model.modules() if isinstance(m, (GlobalGOCor, LocalGOCor))
+            for p in m.objective_parameters()]
+
+
+def param_groups(model: torch.nn.Module, fast: list[torch.nn.Parameter], lr: float, scale: float) -> list[dict]:
+    """Two optimizer groups: the ``fast`` parameters at ``scale`` × lr without weight decay, the
+    rest at lr. Adam moves a parameter by about lr per step whatever its gradient's size, so O(1)
+    scalars such as GOCor's label, weight and mask bins barely move at a network's lr."""
+    ids = {id(p) for p in fast}
+    return [{"params": [p for p in model.parameters() if id(p) not in ids]},
+            {"params": [p for p in fast if p.requires_grad], "lr": scale * lr, "weight_decay": 0.0}]
+
+
+def training_batch(cfg: TrainConfig, step: int, pair_cfg: PairConfig) -> dict[str, torch.Tensor]:
+    """Batch ``step`` (a pure function of the config and the step): mixed pairs, and the last
+    ``round(facade_share · batch_size)`` from the near-repetitive facades at the same size."""
+    n_facades = round(cfg.facade_share * cfg.batch_size)
+    first = step * cfg.batch_size
+    mixed = make_batch(range(first, first + cfg.batch_size - n_facades), "train", pair_cfg, seed=cfg.seed)
+    if n_facades == 0:
+        return mixed
+    facades = facade_batch(range(first, first + n_facades), "facades_train", FacadeConfig(size=cfg.image_size), cfg.seed)
+    return {k: torch.cat([mixed[k], facades[k]]) for k in mixed}
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: str | None = None,
@@ -51,7 +82,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
     ckpt_path = out_dir / "last.pt"
     torch.manual_seed(cfg.seed)
     model = Matcher(replace(CONFIGS[cfg.model], image_size=cfg.image_size)).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(param_groups(model, objective_parameters(model), cfg.lr, cfg.objective_lr_scale),
+                            lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)
     start, history, elapsed = 0, [], 0.0
     if resume and ckpt_path.exists():
@@ -78,8 +110,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
                desc=f"train {cfg.model}", unit="step")
     for step in bar:
         model.train()
-        idx = range(step * cfg.batch_size, (step + 1) * cfg.batch_size)
-        batch = {k: v.to(device) for k, v in make_batch(idx, "train", pair_cfg, seed=cfg.seed).items()}
+        batch = {k: v.to(device) for k, v in training_batch(cfg, step, pair_cfg).items()}
         loss = multiscale_loss(model(batch["source"], batch["target"]), batch["flow"], batch["mask"])
         opt.zero_grad(set_to_none=True)
         loss.backward()

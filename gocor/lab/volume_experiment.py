@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -27,9 +28,11 @@ from torch import Tensor
 
 from ..correlation import global_correlation
 from ..module import GlobalGOCor
+from . import checkpoint
 from .data import facade_batch, held_out_split
 from .device import default_device
 from .evaluate import coarse_metrics, coarse_truth
+from .train import param_groups
 
 Layer = Literal["corr", "gocor", "gocor_frozen"]
 LAYERS: tuple[Layer, ...] = ("corr", "gocor", "gocor_frozen")
@@ -110,18 +113,18 @@ def objective_state(model: VolumeModel) -> dict[str, list[float]] | None:
             "step_length": opt.log_step_length.exp().item()}
 
 
-def run(cfg: VolumeExperimentConfig, device: str | torch.device | None = None) -> dict:
-    """Train one variant and evaluate it; returns config, metrics, objective, history, time."""
+def run(cfg: VolumeExperimentConfig, device: str | torch.device | None = None,
+        save_to: str | Path | None = None) -> dict:
+    """Train one variant and evaluate it; returns config, metrics, objective, history, time.
+    With ``save_to``, the trained model is saved there (:func:`load_volume_model` reads it)."""
     device = default_device(device)
     pool, test = _pool(cfg.train_pairs), _test(cfg.test_pairs)
     torch.manual_seed(cfg.seed)
     model = VolumeModel(cfg).to(device)
     # the objective's parameters and the temperature are O(1) scalars that must move by O(1):
     # with Adam's per-step move of about lr they get a faster learning rate (the same for all)
-    fast = {model.log_beta} | (set(model.gocor.optimizer.parameters()) if model.gocor is not None else set())
-    opt = torch.optim.Adam([{"params": [p for p in model.parameters() if p not in fast]},
-                            {"params": [p for p in fast if p.requires_grad],
-                             "lr": cfg.lr * cfg.objective_lr_scale}], lr=cfg.lr)
+    fast = [model.log_beta] + (model.gocor.objective_parameters() if model.gocor is not None else [])
+    opt = torch.optim.Adam(param_groups(model, fast, cfg.lr, cfg.objective_lr_scale), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     history, t0 = [], time.perf_counter()
     for step in range(cfg.steps):
@@ -134,8 +137,18 @@ def run(cfg: VolumeExperimentConfig, device: str | torch.device | None = None) -
         history.append(round(loss.item(), 4))
     wall = time.perf_counter() - t0
     metrics = evaluate_volume_model(model, test)
+    if save_to is not None:
+        checkpoint.save({"model": model.state_dict(), "volume_config": asdict(cfg)}, save_to)
     return {"config": asdict(cfg), "metrics": metrics, "objective": objective_state(model),
             "history": history, "wall_time_s": round(wall, 1), "device": str(device)}
+
+
+def load_volume_model(path: str | Path, device: str | torch.device = "cpu") -> VolumeModel:
+    """A model saved by :func:`run` (eval mode)."""
+    obj = checkpoint.load(path, device)
+    model = VolumeModel(VolumeExperimentConfig(**obj["volume_config"]))
+    model.load_state_dict(obj["model"])
+    return model.to(device).eval()
 
 
 @torch.no_grad()
@@ -150,12 +163,15 @@ def evaluate_volume_model(model: VolumeModel, pairs: dict[str, Tensor], batch_si
 
 
 def run_all(cfg: VolumeExperimentConfig = VolumeExperimentConfig(), layers: tuple[Layer, ...] = LAYERS,
-            seeds: int = 3, device: str | torch.device | None = None, progress: bool = True) -> list[dict]:
-    """Every layer × seeds 0..seeds-1 with the same data and budget."""
+            seeds: int = 3, device: str | torch.device | None = None, progress: bool = True,
+            save_dir: str | Path | None = None) -> list[dict]:
+    """Every layer × seeds 0..seeds-1 with the same data and budget; with ``save_dir``, the
+    seed-0 models are saved there as ``<layer>-seed0.pt``."""
     results = []
     for layer in layers:
         for seed in range(seeds):
-            r = run(replace(cfg, layer=layer, seed=seed), device)
+            save_to = Path(save_dir) / f"{layer}-seed{seed}.pt" if save_dir is not None and seed == 0 else None
+            r = run(replace(cfg, layer=layer, seed=seed), device, save_to)
             if progress:
                 m = r["metrics"]
                 print(f"{layer:13s} seed {seed}: coarse_acc {m['coarse_acc']:.3f}, copy_rate "

@@ -46,20 +46,32 @@ def volume_slice(ax, scores: Tensor, title: str, truth: tuple[int, int] | None =
     ax.set_title(title)
     ax.set_xlabel("query x (cells)")
     ax.set_ylabel("query y (cells)")
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7, frameon=False)
     plt.colorbar(im, ax=ax, fraction=0.046)
 
 
-def distance_functions(ax, labels, max_dist: float = 5.0) -> None:
+def distance_functions(ax, labels, max_dist: float = 5.0, linestyle: str = "-", suffix: str = "") -> None:
     """Label y, weight v+ and mask m of a LearnedLabels module as functions of distance."""
     d = torch.linspace(0, max_dist, 200)
     with torch.no_grad():
         y, v, m = labels(d)
-    for curve, name in ((y, "label y(δ)"), (v, "weight v⁺(δ)"), (m, "mask m(δ)")):
-        ax.plot(d.numpy(), curve.numpy(), label=name)
+    for curve, name, color in ((y, "label y(δ)", "C0"), (v, "weight v⁺(δ)", "C1"), (m, "mask m(δ)", "C2")):
+        ax.plot(d.numpy(), curve.numpy(), linestyle, color=color, label=name + suffix)
     ax.set_xlabel("distance δ (feature cells)")
     ax.set_ylabel("value")
-    ax.legend()
+    ax.legend(fontsize=7)
+
+
+def seed_bars(ax, summary: dict[str, dict[str, tuple[float, float]]], key: str, runs: dict[str, list[float]]) -> None:
+    """Mean over seeds as bars, the spread as error bars (±1 std) and every seed as a dot."""
+    names = list(summary)
+    means = [summary[n][key][0] for n in names]
+    stds = [summary[n][key][1] for n in names]
+    ax.bar(names, means, yerr=stds, capsize=6, color=[f"C{i}" for i in range(len(names))], alpha=0.7)
+    for i, n in enumerate(names):
+        ax.plot([i] * len(runs[n]), runs[n], "k.", ms=8)
+    ax.set_ylabel(key)
+    ax.set_title(f"{key}: mean ± std over seeds (dots: seeds)")
 
 
 def convergence(ax, traces: dict[str, list[dict]], key: str = "loss") -> None:

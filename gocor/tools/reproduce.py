@@ -28,6 +28,9 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
     out = Path(out)
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     os.environ["GOCOR_FIGURES"] = str((out / "figures").resolve())
+    # the kernels must use the inline backend: with MPLBACKEND=Agg (exported by the Makefile for
+    # headless tests) plt.show() emits no image and the executed notebooks would lose their figures
+    os.environ.pop("MPLBACKEND", None)
     rows = []
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         target = out / "notebooks" / path.name
