@@ -32,14 +32,16 @@ def _evaluate(args) -> None:
 
 
 def _volume_experiment(args) -> None:
+    from pathlib import Path
+
     from ..lab.volume_experiment import VolumeExperimentConfig, run_all, summarize
     cfg = VolumeExperimentConfig(**({"steps": args.steps} if args.steps else {}))
-    results = run_all(cfg, tuple(args.layers), args.seeds, args.device)
+    save_dir = Path(args.out).parent if args.out else None
+    results = run_all(cfg, tuple(args.layers), args.seeds, args.device, save_dir=save_dir)
     summary = summarize(results)
     for layer, metrics in summary.items():
         print(layer, {k: f"{m:.3f} ± {sd:.3f}" for k, (m, sd) in metrics.items()})
     if args.out:
-        from pathlib import Path
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"results": results, "summary": summary}, indent=1, allow_nan=False) + "\n")
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--layers", nargs="+", default=list(LAYERS), choices=LAYERS)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, help="override the training steps")
-    p.add_argument("--out", help="write every run and the summary as JSON here")
+    p.add_argument("--out", help="write every run and the summary as JSON here (the seed-0 models beside it)")
     p.add_argument("--device")
     p.set_defaults(fn=_volume_experiment)
 
