@@ -37,8 +37,8 @@ class TrainConfig:
 
 
 PROFILES = {
-    "quick": TrainConfig(steps=500, batch_size=16),         # CPU, minutes
-    "full": TrainConfig(steps=6000, batch_size=32, val_every=500, ckpt_every=500),   # one GPU
+    "quick": TrainConfig(steps=500, batch_size=16, facade_share=0.25),         # CPU, minutes
+    "full": TrainConfig(steps=6000, batch_size=32, val_every=500, ckpt_every=500, facade_share=0.25),   # one GPU
     "tiny": TrainConfig(steps=6, batch_size=2, val_every=3, val_pairs=2, ckpt_every=2),   # tests
 }
 

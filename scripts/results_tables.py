@@ -1,0 +1,59 @@
+"""Print the README's result tables (markdown) from the shipped results in data/results/.
+
+    python scripts/results_tables.py
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gocor.lab.volume_experiment import summarize  # noqa: E402
+
+
+def _ms(values: list[float], digits: int = 3) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+def volume_table(path: Path) -> str:
+    results = json.loads(path.read_text())["results"]
+    summary = summarize(results)
+    seeds = len({r["config"]["seed"] for r in results})
+    wall = {layer: statistics.mean(r["wall_time_s"] for r in results if r["config"]["layer"] == layer)
+            for layer in summary}
+    lines = [f"| layer | coarse_acc | coarse_acc1 | copy_rate | train time / run |",
+             "|---|---:|---:|---:|---:|"]
+    for layer, m in summary.items():
+        lines.append(f"| `{layer}` | " + " | ".join(f"{m[k][0]:.3f} ± {m[k][1]:.3f}"
+                                                   for k in ("coarse_acc", "coarse_acc1", "copy_rate"))
+                     + f" | {wall[layer]:.0f} s |")
+    return f"Mean ± std over {seeds} seeds (held-out `near_repetitive`, 96 pairs):\n\n" + "\n".join(lines)
+
+
+def matcher_table(path: Path) -> str:
+    runs = json.loads(path.read_text())
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    seeds = len({r["seed"] for r in runs})
+    lines = ["| model | train time | standard AEPE | repetitive AEPE | near-rep. AEPE | near-rep. coarse_acc | near-rep. coarse_acc1 | near-rep. copy_rate |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for model in models:
+        rs = [r for r in runs if r["model"] == model]
+        m = lambda split, key: [r["test_metrics"][split][key] for r in rs]
+        lines.append(f"| {model} | {statistics.mean(r['wall_time_s'] for r in rs):.0f} s | "
+                     f"{_ms(m('standard', 'aepe'), 2)} | {_ms(m('repetitive', 'aepe'), 2)} | "
+                     f"{_ms(m('near_repetitive', 'aepe'), 2)} | {_ms(m('near_repetitive', 'coarse_acc'))} | "
+                     f"{_ms(m('near_repetitive', 'coarse_acc1'))} | {_ms(m('near_repetitive', 'copy_rate'))} |")
+    return f"Mean ± std over {seeds} seeds:\n\n" + "\n".join(lines)
+
+
+if __name__ == "__main__":
+    results = ROOT / "data" / "results"
+    if (results / "volume_experiment" / "results.json").exists():
+        print(volume_table(results / "volume_experiment" / "results.json"), end="\n\n")
+    if (results / "matchers.json").exists():
+        print(matcher_table(results / "matchers.json"))
