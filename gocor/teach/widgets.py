@@ -5,6 +5,8 @@ The logic lives in :class:`VolumeExplorer` (pure, testable without a browser);
 """
 from __future__ import annotations
 
+import io
+
 import matplotlib.pyplot as plt
 import torch
 from torch import Tensor
@@ -73,12 +75,14 @@ class VolumeExplorer:
         def redraw(change=None):
             if change is not None:
                 self.update(**{change["owner"].description.split()[-1]: change["new"]})
-            from IPython.display import display
+            from IPython.display import Image, display
             with out:
                 out.clear_output(wait=True)
                 fig = self.render(**self.state)
-                display(fig)
+                buf = io.BytesIO()           # a PNG whatever the matplotlib backend (Agg shows no figure)
+                fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
                 plt.close(fig)
+                display(Image(buf.getvalue()))
 
         for s in sliders.values():
             s.observe(redraw, names="value")
