@@ -33,7 +33,11 @@ def main() -> None:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--models", nargs="+", default=["corr", "gocor"])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="re-evaluate finished runs (runs/<model>_<profile>_seed<S>) instead of training")
     args = ap.parse_args()
+    previous = {(r["model"], r["seed"]): r for r in json.loads((ROOT / "data" / "results" / "matchers.json").read_text())} \
+        if args.evaluate_only else {}
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "gocor"], cwd=ROOT, capture_output=True,
                                 text=True).stdout.strip())
@@ -44,9 +48,12 @@ def main() -> None:
             run = ROOT / "runs" / f"{model}_{args.profile}_seed{seed}"
             cmd = [sys.executable, "-m", "gocor", "train", "--model", model, "--profile", args.profile,
                    "--seed", str(seed), "--out", str(run.relative_to(ROOT)), "--no-progress"]
-            t0 = time.perf_counter()
-            subprocess.run(cmd, cwd=ROOT, check=True)
-            wall = time.perf_counter() - t0
+            if args.evaluate_only:
+                wall = previous[(model, seed)]["wall_time_s"]
+            else:
+                t0 = time.perf_counter()
+                subprocess.run(cmd, cwd=ROOT, check=True)
+                wall = time.perf_counter() - t0
             state = checkpoint.load(run / "last.pt")
             out = run / "shipped.pt"
             checkpoint.save({k: state[k] for k in ("model", "matcher_config", "train_config", "step", "history")}, out)
@@ -54,7 +61,8 @@ def main() -> None:
             entry = {
                 "model": model, "seed": seed,
                 "command": "python -m gocor train " + shlex.join(cmd[4:]),
-                "commit": commit + ("-dirty" if dirty else ""), "steps": state["step"],
+                "commit": previous[(model, seed)]["commit"] if args.evaluate_only else commit + ("-dirty" if dirty else ""),
+                "evaluated_at": commit + ("-dirty" if dirty else ""), "steps": state["step"],
                 "device": str(default_device()), "threads": torch.get_num_threads(), "wall_time_s": round(wall, 1),
                 "train_config": state["train_config"], "matcher_config": state["matcher_config"],
                 "test_metrics": {s: {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}

@@ -49,6 +49,9 @@ def test_coarse_metrics_on_hand_made_volumes():
     m = coarse_metrics(_one_hot(copy, g), d["flow"], keep, d["period"])
     assert m["coarse_acc"] == 0 and m["coarse_acc1"] == 0 and m["copy_rate"] == 1
     assert m["valid_cells"] > 0.3 * right["valid_cells"]
+    near_copy = copy + torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)          # one cell beside a copy: not a copy
+    keep2 = d["mask"] & (near_copy.round()[:, 0] <= g - 1).repeat_interleave(8, 1).repeat_interleave(8, 2)
+    assert coarse_metrics(_one_hot(near_copy, g), d["flow"], keep2, d["period"])["copy_rate"] < 0.02
     half = pos + 0.5 * per_cells                                           # half a period off: no copy
     assert coarse_metrics(_one_hot(half, g), d["flow"], d["mask"], d["period"])["copy_rate"] == 0
     assert "copy_rate" not in coarse_metrics(_one_hot(pos, g), d["flow"], d["mask"])

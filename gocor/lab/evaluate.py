@@ -46,26 +46,38 @@ def coarse_truth(flow: Tensor, mask: Tensor, cells: int) -> tuple[Tensor, Tensor
     return pos, (frac > 0.5) & inside
 
 
-def coarse_metrics(volume: Tensor, flow: Tensor, mask: Tensor, period: Tensor | None = None) -> dict[str, float]:
-    """The global volume's argmax against the truth, over valid cells: exact cell (``coarse_acc``),
-    within one cell (``coarse_acc1``) and, where the lattice ``period`` (B, 2) in pixels is known,
-    the share that lands on a copy (``copy_rate``): more than one cell off, and within one cell of
-    the truth moved by a non-zero multiple of the period. volume (B, g·g, g, g); flow (B, 2, H, W)."""
+def coarse_outcomes(volume: Tensor, flow: Tensor, mask: Tensor, period: Tensor | None = None) -> dict[str, Tensor]:
+    """Per cell of the global grid (B, g, g), bool: ``valid``, ``exact`` (the argmax is the true
+    cell), ``within1`` (at most one cell off) and, with the lattice ``period`` (B, 2) in pixels,
+    ``copy``: more than one cell off, and on the cell nearest to the truth moved by a non-zero
+    multiple of the period (within half a cell per axis; a random wrong cell meets this about once
+    per period² cells, so the rule is only meaningful for periods of a few cells).
+    volume (B, g·g, g, g); flow (B, 2, H, W); mask (B, H, W)."""
     g = volume.shape[-1]
     pos, valid = coarse_truth(flow, mask, g)
-    if not valid.any():
-        raise ValueError("no valid cell at the global level")
     arg = volume.argmax(1)
     found = torch.stack([arg % g, arg // g], 1).to(pos.dtype)
     cell_err = (found - pos.round()).abs().amax(1)
-    out = {"coarse_acc": (cell_err == 0)[valid].float().mean().item(),
-           "coarse_acc1": (cell_err <= 1)[valid].float().mean().item()}
+    out = {"valid": valid, "exact": cell_err == 0, "within1": cell_err <= 1}
     if period is not None:
         per = (period.to(pos.dtype) * g / flow.shape[-1]).view(-1, 2, 1, 1)     # in cells
         err = found - pos
         k = (err / per).round()
-        on_copy = (k != 0).any(1) & ((err - k * per).abs() <= 1).all(1) & (cell_err > 1)
-        out["copy_rate"] = on_copy[valid].float().mean().item()
+        out["copy"] = (k != 0).any(1) & ((err - k * per).abs() <= 0.5).all(1) & (cell_err > 1)
+    return out
+
+
+def coarse_metrics(volume: Tensor, flow: Tensor, mask: Tensor, period: Tensor | None = None) -> dict[str, float]:
+    """The shares of valid cells of :func:`coarse_outcomes`: ``coarse_acc`` (exact),
+    ``coarse_acc1`` (within one cell) and, with the period, ``copy_rate``."""
+    o = coarse_outcomes(volume, flow, mask, period)
+    valid = o["valid"]
+    if not valid.any():
+        raise ValueError("no valid cell at the global level")
+    out = {"coarse_acc": o["exact"][valid].float().mean().item(),
+           "coarse_acc1": o["within1"][valid].float().mean().item()}
+    if "copy" in o:
+        out["copy_rate"] = o["copy"][valid].float().mean().item()
     out["valid_cells"] = int(valid.sum())
     return out
 
