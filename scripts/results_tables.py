@@ -26,7 +26,7 @@ def volume_table(path: Path) -> str:
     seeds = len({r["config"]["seed"] for r in results})
     wall = {layer: statistics.mean(r["wall_time_s"] for r in results if r["config"]["layer"] == layer)
             for layer in summary}
-    lines = [f"| layer | coarse_acc | coarse_acc1 | copy_rate | train time / run |",
+    lines = ["| layer | coarse_acc | coarse_acc1 | copy_rate | train time / run |",
              "|---|---:|---:|---:|---:|"]
     for layer, m in summary.items():
         lines.append(f"| `{layer}` | " + " | ".join(f"{m[k][0]:.3f} ± {m[k][1]:.3f}"
