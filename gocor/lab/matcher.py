@@ -38,6 +38,8 @@ class MatcherConfig:
     search_radius: int = 3
     gocor_steps: int = 3
     image_size: int = 64                # training images (square); fixes the global level's grid
+    global_query_loss: bool = True      # global GOCor: L_q on (the paper's GLU-Net-GOCor) or off (L_r only)
+    global_initializer: str = "flexible_context"    # global GOCor's filter initializer
 
     def __post_init__(self):
         for name in ("global_corr", "local_corr"):
@@ -59,7 +61,10 @@ CONFIGS = {
     "corr": MatcherConfig(),
     "gocor": MatcherConfig(global_corr="gocor", local_corr="gocor"),
     "gocor_global": MatcherConfig(global_corr="gocor"),
+    "gocor_global_lr": MatcherConfig(global_corr="gocor", global_query_loss=False),
     "gocor_local": MatcherConfig(local_corr="gocor"),
+    **{f"gocor_global_init_{name}": MatcherConfig(global_corr="gocor", global_initializer=name)
+       for name in ("zeros", "simple", "context")},
 }
 
 
@@ -103,7 +108,8 @@ class Matcher(nn.Module):
         c2, c4, c8 = config.channels
         r = config.search_radius
         self.features = FeaturePyramid(config.channels)
-        self.global_gocor = GlobalGOCor(c8, num_iter=config.gocor_steps) if config.global_corr == "gocor" else None
+        self.global_gocor = GlobalGOCor(c8, num_iter=config.gocor_steps, query_loss=config.global_query_loss,
+                                        initializer=config.global_initializer) if config.global_corr == "gocor" else None
         self.local_gocor = nn.ModuleList(
             [LocalGOCor(c, search_radius=r, num_iter=config.gocor_steps) for c in (c4, c2)]
         ) if config.local_corr == "gocor" else None

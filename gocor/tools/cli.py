@@ -46,6 +46,17 @@ def _volume_experiment(args) -> None:
         Path(args.out).write_text(json.dumps({"results": results, "summary": summary}, indent=1, allow_nan=False) + "\n")
 
 
+def _ablate(args) -> None:
+    from ..lab.ablate import VARIANTS, ablate, table
+    if args.list:
+        for name, v in VARIANTS.items():
+            print(f"{name:13s} {v.description}  (model {v.model})")
+        return
+    results = ablate(tuple(args.only), args.seeds, args.profile, args.out, args.device, not args.no_progress)
+    for split in ("standard", "near_repetitive"):
+        print(table(results, split), end="\n\n")
+
+
 def _reproduce(args) -> None:
     from .reproduce import reproduce
     reproduce(args.out, update=args.update)
@@ -101,6 +112,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device")
     p.set_defaults(fn=_volume_experiment)
 
+    from ..lab.ablate import TABLE6, VARIANTS
+    p = sub.add_parser("ablate", help="train every ablation variant over seeds (cached, resumable) and tabulate")
+    p.add_argument("--list", action="store_true", help="print the variants and exit")
+    p.add_argument("--only", nargs="+", default=list(TABLE6), choices=list(VARIANTS), metavar="VARIANT",
+                   help=f"variants to run (default: the paper's Table 6: {' '.join(TABLE6)})")
+    p.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--out", default="build/ablation", help="one folder per run, result.json in each")
+    p.add_argument("--device")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_ablate)
+
     p = sub.add_parser("reproduce", help="run every notebook with papermill into build/")
     p.add_argument("--out", default="build")
     p.add_argument("--update", action="store_true", help="also copy the executed notebooks back into notebooks/")
@@ -127,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except ValueError as e:
-        if args.command not in ("evaluate", "train", "assignments"):
+        if args.command not in ("evaluate", "train", "assignments", "ablate"):
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

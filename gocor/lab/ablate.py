@@ -1,0 +1,96 @@
+"""``python -m gocor ablate``: train every ablation variant over seeds, with the same backbone,
+data and budget, and evaluate each on every held-out split.
+
+Each finished run is cached (``OUT/<variant>-seed<S>/result.json``: skipped when present); an
+interrupted one resumes from its last checkpoint (training is a pure function of the config and
+the step, so the result equals an uninterrupted run). One table over all runs at the end.
+
+Variants (the paper's Table 6 and the initializer ablation; the local query loss of the
+supplement is not available: the kit's LocalGOCor has no query loss):
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from .data import HELD_OUT_SPLITS
+from .device import default_device
+from .evaluate import evaluate_checkpoint
+from .train import PROFILES, train
+
+
+@dataclass(frozen=True)
+class Variant:
+    model: str                          # a key of gocor.lab.matcher.CONFIGS
+    description: str
+
+
+VARIANTS = {
+    "corr": Variant("corr", "correlation at every level"),
+    "global_lr": Variant("gocor_global_lr", "global GOCor, reference loss only; local correlation"),
+    "global": Variant("gocor_global", "global GOCor (L_r + L_q); local correlation"),
+    "gocor": Variant("gocor", "global GOCor (L_r + L_q) and local GOCor"),
+    "init_zeros": Variant("gocor_global_init_zeros", "global GOCor, zeros initializer"),
+    "init_simple": Variant("gocor_global_init_simple", "global GOCor, simple initializer"),
+    "init_context": Variant("gocor_global_init_context", "global GOCor, context-aware initializer"),
+}
+TABLE6 = ("corr", "global_lr", "global", "gocor")
+__doc__ += "\n".join(f"    {name:13s} {v.description}" for name, v in VARIANTS.items()) + "\n"
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def run_variant(variant: str, seed: int, profile: str, out: str | Path, device: str | None = None,
+                progress: bool = True) -> dict:
+    """Train (or resume) one variant and seed, evaluate it, write and return its result."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
+    run_dir = Path(out) / f"{variant}-seed{seed}"
+    result_path = run_dir / "result.json"
+    if result_path.exists():
+        return json.loads(result_path.read_text())
+    cfg = replace(PROFILES[profile], model=VARIANTS[variant].model, seed=seed)
+    summary = train(cfg, run_dir, resume=True, device=device, progress=progress)
+    metrics = {split: evaluate_checkpoint(run_dir / "last.pt", split, device=device) for split in HELD_OUT_SPLITS}
+    result = {"variant": variant, "seed": seed, "profile": profile, "train_config": asdict(cfg),
+              "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
+              "history": summary["history"], "wall_time_s": round(summary["wall_time"], 1),
+              "device": str(default_device(device)), "commit": _commit()}
+    result_path.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    return result
+
+
+def ablate(variants: tuple[str, ...] = TABLE6, seeds: int = 3, profile: str = "quick", out: str | Path = "build/ablation",
+           device: str | None = None, progress: bool = True) -> list[dict]:
+    """Every variant × seeds 0..seeds-1; finished runs are read from their cache."""
+    results = []
+    for variant in variants:
+        for seed in range(seeds):
+            t0 = time.perf_counter()
+            results.append(run_variant(variant, seed, profile, out, device, progress))
+            if progress:
+                print(f"{variant} seed {seed}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return results
+
+
+def table(results: list[dict], split: str = "near_repetitive",
+          keys: tuple[str, ...] = ("aepe", "pck1", "pck5", "f1", "coarse_acc", "copy_rate")) -> str:
+    """Markdown table: mean ± std over seeds of each variant on one split."""
+    lines = [f"| variant ({split}) | seeds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+    for variant in dict.fromkeys(r["variant"] for r in results):
+        ms = [r["metrics"][split] for r in results if r["variant"] == variant]
+        cells = []
+        for k in keys:
+            vals = [m[k] for m in ms if k in m]
+            cells.append("-" if not vals else f"{statistics.mean(vals):.3f} ± "
+                         f"{statistics.stdev(vals) if len(vals) > 1 else 0.0:.3f}")
+        lines.append(f"| {variant} | {len(ms)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,57 @@
+"""The ablation runner: variants, cached and resumable runs, results and table."""
+import json
+import subprocess
+import sys
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+
+from gocor.lab.ablate import TABLE6, VARIANTS, ablate, run_variant, table
+from gocor.lab.data import HELD_OUT_SPLITS
+from gocor.lab.matcher import CONFIGS, Matcher
+from gocor.lab.train import PROFILES, train
+
+
+def test_variants_exist_and_differ_only_in_the_correlation_layers():
+    assert set(TABLE6) <= set(VARIANTS) and all(v.model in CONFIGS for v in VARIANTS.values())
+    lr_only = Matcher(CONFIGS[VARIANTS["global_lr"].model])
+    full = Matcher(CONFIGS[VARIANTS["global"].model])
+    assert lr_only.global_gocor.optimizer.prior is None and full.global_gocor.optimizer.prior is not None
+    assert type(Matcher(CONFIGS[VARIANTS["init_zeros"].model]).global_gocor.initializer).__name__ == "ZerosInitializer"
+    base = {k for k in Matcher(CONFIGS["corr"]).state_dict() if "gocor" not in k}
+    assert base == {k for k in full.state_dict() if "gocor" not in k}
+
+
+def test_runs_are_cached_and_tabulated(tmp_path):
+    results = ablate(("corr", "global_lr"), seeds=1, profile="tiny", out=tmp_path, device="cpu", progress=False)
+    assert [r["variant"] for r in results] == ["corr", "global_lr"]
+    for r in results:
+        path = tmp_path / f"{r['variant']}-seed0" / "result.json"
+        assert json.loads(path.read_text()) == r
+        assert set(r["metrics"]) == set(HELD_OUT_SPLITS) and r["train_config"]["steps"] == 6
+        assert "copy_rate" in r["metrics"]["near_repetitive"]
+    stamp = (tmp_path / "corr-seed0" / "result.json").stat().st_mtime_ns
+    again = run_variant("corr", 0, "tiny", tmp_path, device="cpu", progress=False)
+    assert again == results[0] and (tmp_path / "corr-seed0" / "result.json").stat().st_mtime_ns == stamp
+    text = table(results, "standard")
+    assert text.count("\n| ") == 2 and "| corr | 1 |" in text and "| global_lr | 1 |" in text
+
+
+def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    cfg = replace(PROFILES["tiny"], model=VARIANTS["global_lr"].model, seed=0)
+    train(cfg, tmp_path / "global_lr-seed0", device="cpu", progress=False, stop_after=3)    # killed
+    resumed = run_variant("global_lr", 0, "tiny", tmp_path, device="cpu", progress=False)
+    train(cfg, tmp_path / "whole", device="cpu", progress=False)
+    a = torch.load(tmp_path / "global_lr-seed0" / "last.pt", map_location="cpu", weights_only=True)["model"]
+    b = torch.load(tmp_path / "whole" / "last.pt", map_location="cpu", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a) and resumed["train_config"] == asdict(cfg)
+
+
+def test_cli_lists_and_rejects(tmp_path):
+    listed = subprocess.run([sys.executable, "-m", "gocor", "ablate", "--list"], capture_output=True, text=True, check=True)
+    assert all(name in listed.stdout for name in VARIANTS)
+    bad = subprocess.run([sys.executable, "-m", "gocor", "ablate", "--only", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    with pytest.raises(ValueError, match="unknown variant"):
+        run_variant("nope", 0, "tiny", tmp_path)
