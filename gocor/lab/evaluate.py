@@ -83,13 +83,20 @@ def coarse_metrics(volume: Tensor, flow: Tensor, mask: Tensor, period: Tensor | 
 
 
 @torch.no_grad()
+def batched(fn, source: Tensor, target: Tensor, device: torch.device, batch_size: int = 32) -> list:
+    """``fn(source_batch, target_batch)`` over (N, 3, H, W) pairs in batches on ``device``, its
+    outputs (a tensor or a tuple of tensors) moved back to the CPU, one entry per batch."""
+    out = []
+    for i in range(0, len(source), batch_size):
+        r = fn(source[i:i + batch_size].to(device), target[i:i + batch_size].to(device))
+        out.append(tuple(t.cpu() for t in r) if isinstance(r, tuple) else r.cpu())
+    return out
+
+
 def predict(model: Matcher, source: Tensor, target: Tensor, batch_size: int = 32) -> Tensor:
     """Flow at image resolution for (N, 3, H, W) pairs, batched, on the model's device."""
-    device = next(model.parameters()).device
     model.eval()
-    out = [model.predict(source[i:i + batch_size].to(device), target[i:i + batch_size].to(device)).cpu()
-           for i in range(0, len(source), batch_size)]
-    return torch.cat(out)
+    return torch.cat(batched(model.predict, source, target, next(model.parameters()).device, batch_size))
 
 
 def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
@@ -144,22 +151,18 @@ def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
     return {"source": source, "target": target, "flow": flow, "mask": mask}
 
 
-@torch.no_grad()
-def global_volumes(model: Matcher, source: Tensor, target: Tensor, batch_size: int = 32) -> Tensor:
-    """The matcher's global volumes (N, g·g, g, g), batched, on the model's device."""
-    device = next(model.parameters()).device
+def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32) -> dict[str, float]:
+    """Flow metrics at image resolution and coarse metrics of the global volume (one pass)."""
     model.eval()
-    return torch.cat([model.global_volume(source[i:i + batch_size].to(device),
-                                          target[i:i + batch_size].to(device)).cpu()
-                      for i in range(0, len(source), batch_size)])
 
+    def flow_and_volume(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        flows, volume = model.flows_and_volume(source, target)
+        return resize_flow(flows[-1], source.shape[-2:]), volume
 
-def evaluate(model: Matcher, pairs: dict[str, Tensor]) -> dict[str, float]:
-    """Flow metrics at image resolution and coarse metrics of the global volume."""
-    pred = predict(model, pairs["source"], pairs["target"])
-    out = flow_metrics(pred, pairs["flow"], pairs["mask"])
-    volume = global_volumes(model, pairs["source"], pairs["target"])
-    return out | coarse_metrics(volume, pairs["flow"], pairs["mask"], pairs.get("period"))
+    out = batched(flow_and_volume, pairs["source"], pairs["target"], next(model.parameters()).device, batch_size)
+    pred, volume = (torch.cat(parts) for parts in zip(*out))
+    return (flow_metrics(pred, pairs["flow"], pairs["mask"])
+            | coarse_metrics(volume, pairs["flow"], pairs["mask"], pairs.get("period")))
 
 
 def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs: str | Path | None = None,

@@ -161,6 +161,10 @@ class Matcher(nn.Module):
         return self._global_volume(self.global_features(ft[2]), self.global_features(fs[2]))
 
     def forward(self, source: Tensor, target: Tensor) -> list[Tensor]:
+        return self.flows_and_volume(source, target)[0]
+
+    def flows_and_volume(self, source: Tensor, target: Tensor) -> tuple[list[Tensor], Tensor]:
+        """The flows [1/8, 1/4, 1/2] of :meth:`forward` and the global volume they start from."""
         fs, ft = self.pyramids(source, target)
         ref, query = self.global_features(ft[2]), self.global_features(fs[2])
         vol = self._global_volume(ref, query)
@@ -171,10 +175,10 @@ class Matcher(nn.Module):
         flows = [flow]
         for level, (f_t, f_s) in enumerate(zip((ft[1], ft[0]), (fs[1], fs[0]))):
             flow = resize_flow(flow, f_t.shape[-2:])
-            vol = self._local_volume(level, f_t, warp(f_s, flow))
-            flow = flow + self.local_decoders[level](torch.cat([vol, f_t, flow], 1))
+            local = self._local_volume(level, f_t, warp(f_s, flow))
+            flow = flow + self.local_decoders[level](torch.cat([local, f_t, flow], 1))
             flows.append(flow)
-        return flows
+        return flows, vol
 
     def predict(self, source: Tensor, target: Tensor) -> Tensor:
         """Flow (B, 2, H, W) at image resolution, in the kit's convention."""

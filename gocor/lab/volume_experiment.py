@@ -31,7 +31,7 @@ from ..module import GlobalGOCor
 from . import checkpoint
 from .data import facade_batch, held_out_split
 from .device import default_device
-from .evaluate import coarse_metrics, coarse_truth
+from .evaluate import batched, coarse_metrics, coarse_truth
 from .train import param_groups
 
 Layer = Literal["corr", "gocor", "gocor_frozen"]
@@ -153,11 +153,8 @@ def load_volume_model(path: str | Path, device: str | torch.device = "cpu") -> V
 
 @torch.no_grad()
 def evaluate_volume_model(model: VolumeModel, pairs: dict[str, Tensor], batch_size: int = 32) -> dict[str, float]:
-    device = next(model.parameters()).device
     model.eval()
-    vol = torch.cat([model(pairs["source"][i:i + batch_size].to(device),
-                           pairs["target"][i:i + batch_size].to(device)).cpu()
-                     for i in range(0, len(pairs["source"]), batch_size)])
+    vol = torch.cat(batched(model, pairs["source"], pairs["target"], next(model.parameters()).device, batch_size))
     model.train()
     return coarse_metrics(vol, pairs["flow"], pairs["mask"], pairs["period"])
 
