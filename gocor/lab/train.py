@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..module import GlobalGOCor, LocalGOCor
 from . import checkpoint
 from .data import PairConfig, facade_batch, make_batch
 from .facades import FacadeConfig
@@ -45,7 +46,6 @@ PROFILES = {
 
 def objective_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The learned objectives' parameters of every GOCor module inside ``model``."""
-    from ..module import GlobalGOCor, LocalGOCor
     return [p for m in model.modules() if isinstance(m, (GlobalGOCor, LocalGOCor))
             for p in m.objective_parameters()]
 
