@@ -55,3 +55,30 @@ def test_cli_lists_and_rejects(tmp_path):
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
     with pytest.raises(ValueError, match="unknown variant"):
         run_variant("nope", 0, "tiny", tmp_path)
+
+
+def test_capacity_matched_control_adds_about_gocors_parameters_and_starts_as_correlation():
+    count = lambda name: sum(p.numel() for p in Matcher(CONFIGS[name]).parameters())
+    added_gocor, added_post = count("gocor") - count("corr"), count("corr_post") - count("corr")
+    assert abs(added_post - added_gocor) <= 0.05 * added_gocor
+    from gocor.lab.volume_post import VolumePost
+    post, vol = VolumePost(), torch.rand(2, 36, 6, 6)
+    assert torch.equal(post(vol, (6, 6)), vol)                          # readout starts at zero
+    with torch.no_grad():
+        post.readout.fill_(1.0)
+    assert not torch.equal(post(vol, (6, 6)), vol)
+
+
+def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
+    from gocor.lab.train import objective_parameters
+    result = run_variant("gocor_frozen", 0, "tiny", tmp_path, device="cpu", progress=False)
+    assert result["train_config"]["objective_lr_scale"] == 0.0
+    trained = Matcher(CONFIGS["gocor"])
+    trained.load_state_dict(torch.load(tmp_path / "gocor_frozen-seed0" / "last.pt", map_location="cpu",
+                                       weights_only=True)["model"])
+    torch.manual_seed(0)
+    init = Matcher(CONFIGS["gocor"])
+    moved = [(a - b).abs().max().item() for a, b in zip(objective_parameters(trained), objective_parameters(init))]
+    assert max(moved) == 0.0
+    assert any(not torch.equal(a, b) for a, b in zip(trained.global_decoder.parameters(),
+                                                    init.global_decoder.parameters()))

@@ -32,7 +32,7 @@ def test_convention_on_a_hand_made_translation():
 
 
 def test_dynamic_objects_move_independently():
-    cfg = PairConfig(photometric=False, dynamic=True)
+    cfg = PairConfig(photometric=False, dynamic=1.0)
     b = make_batch(range(6), cfg=cfg)
     back = warp(b["source"], b["flow"])
     m = b["mask"].unsqueeze(1).expand_as(back)

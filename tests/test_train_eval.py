@@ -220,13 +220,14 @@ def test_objective_parameters_get_their_own_learning_rate(tmp_path):
     assert label_drift(10.0) > 3 * label_drift(1.0)
 
 
-def test_training_batches_mix_in_facades_deterministically():
-    from gocor.lab.data import PairConfig, make_batch
+def test_training_batches_come_from_the_pool_with_their_facade_share():
+    from gocor.lab.pool import load_pool
     from gocor.lab.train import training_batch
-    cfg = replace(TINY, batch_size=4, facade_share=0.5, image_size=64)
-    a, b = training_batch(cfg, 3, PairConfig(size=64)), training_batch(cfg, 3, PairConfig(size=64))
+    cfg = replace(TINY, batch_size=4, facade_share=0.5, pool_size=12)
+    pool = load_pool(cfg.pool)
+    a, b = training_batch(cfg, 3, pool), training_batch(cfg, 3)
     assert all(torch.equal(a[k], b[k]) for k in a) and a["source"].shape == (4, 3, 64, 64)
-    plain = make_batch(range(12, 14), "train", PairConfig(size=64), seed=cfg.seed)
-    assert torch.equal(a["source"][:2], plain["source"])                # first half: the mixed pairs
-    assert not torch.equal(training_batch(replace(cfg, facade_share=0.0), 3, PairConfig(size=64))["source"][2:],
-                           a["source"][2:])                             # second half: facades
+    n_mixed = cfg.pool_size - cfg.pool.n_facades
+    src = (pool["source"].float() / 255).flatten(1)
+    rows = [int((src == x.flatten()).all(1).nonzero()[0]) for x in a["source"]]
+    assert all(r < n_mixed for r in rows[:2]) and all(r >= n_mixed for r in rows[2:])

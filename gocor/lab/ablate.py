@@ -5,8 +5,8 @@ Each finished run is cached (``OUT/<variant>-seed<S>/result.json``: skipped when
 interrupted one resumes from its last checkpoint (training is a pure function of the config and
 the step, so the result equals an uninterrupted run). One table over all runs at the end.
 
-Variants (the paper's Table 6 and the initializer ablation; the local query loss of the
-supplement is not available: the kit's LocalGOCor has no query loss):
+The training pairs are made once (``OUT/pairs/``) and shared by every run. Variants (the paper's
+Table 6, the initializers, learned vs frozen objective and the capacity-matched control):
 """
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import json
 import statistics
 import subprocess
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from .data import HELD_OUT_SPLITS
 from .device import default_device
@@ -27,6 +29,7 @@ from .train import PROFILES, train
 class Variant:
     model: str                          # a key of gocor.lab.matcher.CONFIGS
     description: str
+    train: dict = field(default_factory=dict)      # TrainConfig fields that differ from the profile
 
 
 VARIANTS = {
@@ -37,6 +40,9 @@ VARIANTS = {
     "init_zeros": Variant("gocor_global_init_zeros", "global GOCor, zeros initializer"),
     "init_simple": Variant("gocor_global_init_simple", "global GOCor, simple initializer"),
     "init_context": Variant("gocor_global_init_context", "global GOCor, context-aware initializer"),
+    "gocor_frozen": Variant("gocor", "gocor with its objective (y, v+, m, λ, step, prior) frozen at init",
+                            {"objective_lr_scale": 0.0}),
+    "corr_post": Variant("corr_post", "correlation + a learned 4D post-processing of GOCor's parameter count"),
 }
 TABLE6 = ("corr", "global_lr", "global", "gocor")
 __doc__ += "\n".join(f"    {name:13s} {v.description}" for name, v in VARIANTS.items()) + "\n"
@@ -57,8 +63,8 @@ def run_variant(variant: str, seed: int, profile: str, out: str | Path, device: 
     result_path = run_dir / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
-    cfg = replace(PROFILES[profile], model=VARIANTS[variant].model, seed=seed)
-    summary = train(cfg, run_dir, resume=True, device=device, progress=progress)
+    cfg = replace(PROFILES[profile], model=VARIANTS[variant].model, seed=seed, **VARIANTS[variant].train)
+    summary = train(cfg, run_dir, resume=True, device=device, progress=progress, pool_cache=Path(out) / "pairs")
     metrics = {split: evaluate_checkpoint(run_dir / "last.pt", split, device=device) for split in HELD_OUT_SPLITS}
     result = {"variant": variant, "seed": seed, "profile": profile, "train_config": asdict(cfg),
               "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
@@ -71,13 +77,15 @@ def run_variant(variant: str, seed: int, profile: str, out: str | Path, device: 
 def ablate(variants: tuple[str, ...] = TABLE6, seeds: int = 3, profile: str = "quick", out: str | Path = "build/ablation",
            device: str | None = None, progress: bool = True) -> list[dict]:
     """Every variant × seeds 0..seeds-1; finished runs are read from their cache."""
+    runs = [(v, s) for v in variants for s in range(seeds)]
     results = []
-    for variant in variants:
-        for seed in range(seeds):
-            t0 = time.perf_counter()
-            results.append(run_variant(variant, seed, profile, out, device, progress))
-            if progress:
-                print(f"{variant} seed {seed}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+    bar = tqdm(runs, desc="ablation runs", unit="run", disable=not progress, position=0)
+    for variant, seed in bar:
+        bar.set_postfix(run=f"{variant}-seed{seed}")
+        t0 = time.perf_counter()
+        results.append(run_variant(variant, seed, profile, out, device, progress))
+        if progress:
+            bar.write(f"{variant} seed {seed}: done in {time.perf_counter() - t0:.0f} s")
     return results
 
 

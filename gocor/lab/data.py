@@ -10,7 +10,7 @@ photometric jitter and independently moving foreground objects ("dynamic").
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import kornia.filters as KF
@@ -35,8 +35,9 @@ IMAGES = {
 TEST_IMAGES = ("coffee", "rocket", "retina")            # held out from training
 TRAIN_IMAGES = tuple(n for n in IMAGES if n not in TEST_IMAGES)
 TEXTURES = ("stripes", "checker", "dots", "bricks", "hexagons")
-SPLITS = {"standard": 0, "repetitive": 1, "train": 2, "val": 3, "near_repetitive": 4, "facades_train": 5}
-HELD_OUT_SPLITS = ("standard", "repetitive", "near_repetitive")
+SPLITS = {"standard": 0, "repetitive": 1, "train": 2, "val": 3, "near_repetitive": 4, "facades_train": 5,
+          "dynamic": 6}
+HELD_OUT_SPLITS = ("standard", "repetitive", "near_repetitive", "dynamic")
 SPLIT_SIZE = 96
 
 
@@ -49,7 +50,7 @@ class PairConfig:
     elastic: float = 1.5            # elastic amplitude, pixels
     scale_range: tuple[float, float] = (0.8, 1.25)
     photometric: bool = True
-    dynamic: bool = False           # add an independently moving foreground object
+    dynamic: float = 0.0            # probability of an independently moving foreground object
 
 
 @lru_cache(maxsize=None)
@@ -152,10 +153,10 @@ def _photometric(img: Tensor, gen: torch.Generator) -> Tensor:
 
 
 def _add_object(source: Tensor, target: Tensor, flow: Tensor, mask: Tensor, cfg: PairConfig,
-                gen: torch.Generator) -> None:
-    """Paste an independently moving elliptical object (in place)."""
+                gen: torch.Generator, images: tuple[str, ...]) -> None:
+    """Paste an independently moving elliptical object cut from one of ``images`` (in place)."""
     s = cfg.size
-    name = TRAIN_IMAGES[int(_rand(gen).item() * len(TRAIN_IMAGES))]
+    name = images[int(_rand(gen).item() * len(images))]
     r = int(s * (0.15 + 0.1 * _rand(gen).item()))
     patch = _crop(load_image(name), 2 * r, 1.0, gen)
     yy, xx = torch.meshgrid(torch.arange(2 * r), torch.arange(2 * r), indexing="ij")
@@ -200,9 +201,10 @@ def make_pair(seed: int, cfg: PairConfig = PairConfig(), repetitive: bool = Fals
             & (coords[..., 1] >= 0) & (coords[..., 1] <= s - 1))
     if cfg.photometric:
         source, target = _photometric(source, gen), _photometric(target, gen)
-    if cfg.dynamic:
+    # the coin is drawn only when dynamic pairs are asked for: static splits stay as they were
+    if cfg.dynamic > 0 and (cfg.dynamic >= 1 or _rand(gen).item() < cfg.dynamic):
         source, target = source.clone(), target.clone()
-        _add_object(source, target, flow, mask, cfg, gen)
+        _add_object(source, target, flow, mask, cfg, gen, images)
     return {"source": source, "target": target, "flow": flow, "mask": mask}
 
 
@@ -220,18 +222,21 @@ def facade_batch(indices, split: str = "facades_train", cfg: FacadeConfig = Faca
 def make_batch(indices, split: str = "train", cfg: PairConfig = PairConfig(), seed: int = 0) -> dict[str, Tensor]:
     """Stack the pairs with the given indices of a split (a pure function of its arguments)."""
     repetitive = split == "repetitive"
-    images = TEST_IMAGES if split == "standard" else TRAIN_IMAGES
+    images = TEST_IMAGES if split in ("standard", "dynamic") else TRAIN_IMAGES
     pairs = [make_pair(_seed(split, i, seed), cfg, repetitive, images) for i in indices]
     return {k: torch.stack([p[k] for p in pairs]) for k in pairs[0]}
 
 
 def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n: int = SPLIT_SIZE) -> dict[str, Tensor]:
     """The fixed held-out test splits: ``standard`` (held-out images and textures, mixed warps),
-    ``repetitive`` (periodic textures only), both of ``cfg.size``, and ``near_repetitive``
-    (facades of :mod:`gocor.lab.facades`, always 128 px, with their ``period``). Bit-identical
-    across runs."""
+    ``repetitive`` (periodic textures only), ``dynamic`` (as ``standard``, each pair with an
+    independently moving object cut from a held-out image: the KITTI-like case of Table 6),
+    all of ``cfg.size``, and ``near_repetitive`` (facades of :mod:`gocor.lab.facades`, always
+    128 px, with their ``period``). Bit-identical across runs."""
     if name not in HELD_OUT_SPLITS:
         raise ValueError(f"unknown split {name!r}; choose from {HELD_OUT_SPLITS}")
     if name == "near_repetitive":
         return facade_batch(range(n), name)
+    if name == "dynamic":
+        cfg = replace(cfg, dynamic=1.0)
     return make_batch(range(n), name, cfg, seed=0)

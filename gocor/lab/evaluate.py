@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .channels import channel_norm
 from .checkpoint import load_matcher
 from .data import PairConfig, held_out_split
 from .flow import pixel_grid, resize_flow
@@ -22,8 +23,8 @@ def flow_metrics(pred: Tensor, gt: Tensor, mask: Tensor) -> dict[str, float]:
     pred, gt (B, 2, H, W) in pixels; mask (B, H, W) bool."""
     if pred.shape != gt.shape or mask.shape != gt[:, 0].shape:
         raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, mask {tuple(mask.shape)}")
-    epe = (pred - gt).norm(dim=1)[mask]
-    mag = gt.norm(dim=1)[mask]
+    epe = channel_norm(pred - gt)[mask]
+    mag = channel_norm(gt)[mask]
     if epe.numel() == 0:
         raise ValueError("no valid pixel in mask")
     out = {"aepe": epe.mean().item()}

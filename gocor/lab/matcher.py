@@ -22,7 +22,9 @@ from torch import Tensor
 
 from ..correlation import global_correlation, local_correlation
 from ..module import GlobalGOCor, LocalGOCor
+from .channels import channel_norm, normalize_channels
 from .flow import pixel_grid, resize_flow, warp
+from .volume_post import VolumePost
 
 
 Correlation = Literal["corr", "gocor"]
@@ -40,11 +42,14 @@ class MatcherConfig:
     image_size: int = 64                # training images (square); fixes the global level's grid
     global_query_loss: bool = True      # global GOCor: L_q on (the paper's GLU-Net-GOCor) or off (L_r only)
     global_initializer: str = "flexible_context"    # global GOCor's filter initializer
+    post_process: bool = False          # correlation volumes + a learned 4D post-processing (the control)
 
     def __post_init__(self):
         for name in ("global_corr", "local_corr"):
             if getattr(self, name) not in ("corr", "gocor"):
                 raise ValueError(f"{name} must be 'corr' or 'gocor', got {getattr(self, name)!r}")
+        if self.post_process and "gocor" in (self.global_corr, self.local_corr):
+            raise ValueError("post_process is the control for plain correlation volumes")
         if self.image_size <= 0 or self.image_size % COARSEST:
             raise ValueError(f"image_size must be a positive multiple of {COARSEST}, got {self.image_size}")
 
@@ -63,6 +68,7 @@ CONFIGS = {
     "gocor_global": MatcherConfig(global_corr="gocor"),
     "gocor_global_lr": MatcherConfig(global_corr="gocor", global_query_loss=False),
     "gocor_local": MatcherConfig(local_corr="gocor"),
+    "corr_post": MatcherConfig(post_process=True),
     **{f"gocor_global_init_{name}": MatcherConfig(global_corr="gocor", global_initializer=name)
        for name in ("zeros", "simple", "context")},
 }
@@ -116,6 +122,9 @@ class Matcher(nn.Module):
         n_global = config.global_cells ** 2             # query positions at the global level
         self.beta = nn.Parameter(torch.tensor(10.0))
         self.global_decoder = nn.Sequential(conv(n_global + 2 + c8, 64), conv(64, 48), conv(48, 32), nn.Conv2d(32, 2, 3, 1, 1))
+        # the control: about the parameters GOCor adds (its global prior; small local ones)
+        self.global_post = VolumePost(3, 16, 16) if config.post_process else None
+        self.local_post = nn.ModuleList([VolumePost(3, 4, 2) for _ in (c4, c2)]) if config.post_process else None
         d = (2 * r + 1) ** 2
         self.local_decoders = nn.ModuleList(
             [nn.Sequential(conv(d + c + 2, 64), conv(64, 48), conv(48, 32), nn.Conv2d(32, 2, 3, 1, 1))
@@ -129,12 +138,15 @@ class Matcher(nn.Module):
         if self.global_gocor is not None:
             return self.global_gocor(ref, query)
         vol = F.relu(global_correlation(ref, query))
-        return vol / vol.norm(dim=1, keepdim=True).clamp_min(1e-6)      # GLU-Net's volume normalization
+        vol = vol / channel_norm(vol, keepdim=True).clamp_min(1e-6)      # GLU-Net's volume normalization
+        return vol if self.global_post is None else self.global_post(vol, query.shape[-2:])
 
     def _local_volume(self, level: int, ref: Tensor, query: Tensor) -> Tensor:
         if self.local_gocor is not None:
             return self.local_gocor[level](ref, query)
-        return local_correlation(ref, query, self.config.search_radius)
+        vol = local_correlation(ref, query, self.config.search_radius)
+        k = 2 * self.config.search_radius + 1
+        return vol if self.local_post is None else self.local_post[level](vol, (k, k))
 
     def pyramids(self, source: Tensor, target: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """L2-normalized feature pyramids (source, target), each [1/2, 1/4, 1/8]."""
@@ -142,8 +154,8 @@ class Matcher(nn.Module):
             if img.dim() != 4 or img.shape[1] != 3 or img.shape[-1] % COARSEST or img.shape[-2] % COARSEST:
                 raise ValueError(f"{name} must be (B, 3, H, W) with H and W multiples of {COARSEST}, "
                                  f"got {tuple(img.shape)}")
-        fs = [F.normalize(f, dim=1) for f in self.features(self._normalize(source))]
-        ft = [F.normalize(f, dim=1) for f in self.features(self._normalize(target))]
+        fs = [normalize_channels(f) for f in self.features(self._normalize(source))]
+        ft = [normalize_channels(f) for f in self.features(self._normalize(target))]
         return fs, ft
 
     def global_features(self, feat: Tensor) -> Tensor:
@@ -152,8 +164,8 @@ class Matcher(nn.Module):
         g = self.config.global_cells
         if feat.shape[-2:] == (g, g):
             return feat
-        return F.normalize(F.interpolate(feat, size=(g, g), mode="bilinear", align_corners=False,
-                                         antialias=True), dim=1)
+        return normalize_channels(F.interpolate(feat, size=(g, g), mode="bilinear", align_corners=False,
+                                                antialias=True))
 
     def global_volume(self, source: Tensor, target: Tensor) -> Tensor:
         """The global volume (B, g·g, g, g): target = reference, source = query."""
@@ -191,6 +203,6 @@ def multiscale_loss(flows: list[Tensor], gt: Tensor, mask: Tensor, weights=(0.5,
     denom = m.sum().clamp_min(1.0)
     loss = 0.0
     for w, flow in zip(weights, flows):
-        epe = (resize_flow(flow, gt.shape[-2:]) - gt).norm(dim=1)
+        epe = channel_norm(resize_flow(flow, gt.shape[-2:]) - gt)
         loss = loss + w * (epe * m).sum() / denom
     return loss

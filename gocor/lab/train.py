@@ -1,7 +1,8 @@
 """Training a matcher on synthetic pairs: ``python -m gocor train --model gocor --profile quick``.
 
-Each batch is a pure function of (seed, step), so an interrupted run resumed from its last
-checkpoint ends with exactly the weights of an uninterrupted one (on CPU).
+The pairs come from a pool made once per profile (:mod:`gocor.lab.pool`) and shared by every
+run; each batch is a pure function of (pool, seed, step), so an interrupted run resumed from
+its last checkpoint ends with exactly the weights of an uninterrupted one (on CPU).
 """
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from tqdm.auto import tqdm
 
 from ..module import GlobalGOCor, LocalGOCor
 from . import checkpoint
-from .data import PairConfig, facade_batch, make_batch
-from .facades import FacadeConfig
+from .data import PairConfig, make_batch
 from .evaluate import evaluate
 from .device import default_device
 from .matcher import CONFIGS, Matcher, multiscale_loss
+from .pool import PoolConfig, load_pool, pool_batch
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,23 @@ class TrainConfig:
     image_size: int = 64
     objective_lr_scale: float = 10.0    # GOCor's objective parameters: this × lr, no weight decay
     facade_share: float = 0.0           # share of each batch drawn from near-repetitive facades
+    dynamic: float = 0.0                # probability that a mixed pair has an independently moving object
+    pool_size: int = 96                 # distinct training pairs (made once, shared by all runs)
+
+    @property
+    def pool(self) -> PoolConfig:
+        return PoolConfig(size=self.pool_size, batch_size=self.batch_size, image_size=self.image_size,
+                          facade_share=self.facade_share, dynamic=self.dynamic)
 
 
 PROFILES = {
-    "quick": TrainConfig(steps=500, batch_size=16, facade_share=0.25),         # CPU, minutes
-    "full": TrainConfig(steps=6000, batch_size=32, val_every=500, ckpt_every=500, facade_share=0.25),   # one GPU
-    "tiny": TrainConfig(steps=6, batch_size=2, val_every=3, val_pairs=2, ckpt_every=2),   # tests
+    # CPU, minutes: every pair seen once
+    "quick": TrainConfig(steps=500, batch_size=16, facade_share=0.25, dynamic=0.5, pool_size=8000),
+    # one GPU: 8 epochs over 24000 pairs
+    "full": TrainConfig(steps=6000, batch_size=32, val_every=500, ckpt_every=500, facade_share=0.25,
+                        dynamic=0.5, pool_size=24000),
+    # tests and the CI run of notebook 05
+    "tiny": TrainConfig(steps=6, batch_size=2, val_every=3, val_pairs=2, ckpt_every=2, pool_size=12),
 }
 
 
@@ -59,22 +71,18 @@ def param_groups(model: torch.nn.Module, fast: list[torch.nn.Parameter], lr: flo
             {"params": [p for p in fast if p.requires_grad], "lr": scale * lr, "weight_decay": 0.0}]
 
 
-def training_batch(cfg: TrainConfig, step: int, pair_cfg: PairConfig) -> dict[str, torch.Tensor]:
-    """Batch ``step`` (a pure function of the config and the step): mixed pairs, and the last
-    ``round(facade_share · batch_size)`` from the near-repetitive facades at the same size."""
-    n_facades = round(cfg.facade_share * cfg.batch_size)
-    first = step * cfg.batch_size
-    mixed = make_batch(range(first, first + cfg.batch_size - n_facades), "train", pair_cfg, seed=cfg.seed)
-    if n_facades == 0:
-        return mixed
-    facades = facade_batch(range(first, first + n_facades), "facades_train", FacadeConfig(size=cfg.image_size), cfg.seed)
-    return {k: torch.cat([mixed[k], facades[k]]) for k in mixed}
+def training_batch(cfg: TrainConfig, step: int, pool: dict[str, torch.Tensor] | None = None,
+                   device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Batch ``step`` of a run (a pure function of the config and the step): mixed pairs, and the
+    last ``round(facade_share · batch_size)`` near-repetitive facades, from the config's pool."""
+    return pool_batch(load_pool(cfg.pool) if pool is None else pool, cfg.pool, step, cfg.seed, device)
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: str | None = None,
-          progress: bool = True, stop_after: int | None = None) -> dict:
+          progress: bool = True, stop_after: int | None = None, pool_cache: str | Path | None = None) -> dict:
     """Train, writing ``out_dir/last.pt`` every ``ckpt_every`` steps and at the end.
-    ``stop_after`` ends the run early (simulates an interruption). Returns a summary dict."""
+    ``stop_after`` ends the run early (simulates an interruption); the training pairs are kept
+    in ``pool_cache`` when given (see :func:`gocor.lab.pool.load_pool`). Returns a summary dict."""
     if cfg.model not in CONFIGS:
         raise ValueError(f"unknown model {cfg.model!r}; choose from {sorted(CONFIGS)}")
     device = default_device(device)
@@ -95,8 +103,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         start, history, elapsed = state["step"], state["history"], state["wall_time"]
-    pair_cfg = PairConfig(size=cfg.image_size)
-    val = make_batch(range(cfg.val_pairs), "val", replace(pair_cfg, photometric=False), seed=cfg.seed)
+    pool = load_pool(cfg.pool, pool_cache)
+    val = make_batch(range(cfg.val_pairs), "val", PairConfig(size=cfg.image_size, photometric=False,
+                                                            dynamic=cfg.dynamic), seed=cfg.seed)
 
     def save(step: int) -> None:
         checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -110,7 +119,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
                desc=f"train {cfg.model}", unit="step")
     for step in bar:
         model.train()
-        batch = {k: v.to(device) for k, v in training_batch(cfg, step, pair_cfg).items()}
+        batch = training_batch(cfg, step, pool, device)
         loss = multiscale_loss(model(batch["source"], batch["target"]), batch["flow"], batch["mask"])
         opt.zero_grad(set_to_none=True)
         loss.backward()

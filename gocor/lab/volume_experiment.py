@@ -29,6 +29,7 @@ from torch import Tensor
 from ..correlation import global_correlation
 from ..module import GlobalGOCor
 from . import checkpoint
+from .channels import normalize_channels
 from .data import facade_batch, held_out_split
 from .device import default_device
 from .evaluate import batched, coarse_metrics, coarse_truth
@@ -62,7 +63,7 @@ class FeatureHead(nn.Module):
                                  nn.Conv2d(32, 32, 3, 2, 1), act, nn.Conv2d(32, channels, 3, 1, 1))
 
     def forward(self, img: Tensor) -> Tensor:
-        return F.normalize(self.net((img - 0.45) / 0.25), dim=1)
+        return normalize_channels(self.net((img - 0.45) / 0.25))
 
 
 class VolumeModel(nn.Module):
