@@ -27,6 +27,15 @@ class GlobalCorrelation:
         self.feat = feat
         self._flat = feat.flatten(2)  # (B, C, N')
 
+    def like(self, feat: Tensor) -> "GlobalCorrelation":
+        """The same operator on other features."""
+        return GlobalCorrelation(feat)
+
+    @property
+    def partner_grid(self) -> tuple[int, int]:
+        """The grid the M score channels form: the query positions (H', W')."""
+        return tuple(self.feat.shape[-2:])
+
     def apply(self, w: Tensor) -> Tensor:
         """Filters (B, C, H, W) -> scores (B, H'·W', H, W)."""
         b, c, h, wd = w.shape
@@ -82,6 +91,16 @@ class LocalCorrelation:
         self.scale = 1.0 / feat.shape[1]
         r = radius
         self._rows = F.pad(feat, (r, r, r, r)).permute(0, 2, 3, 1)   # (B, H+2r, W+2r, C)
+
+    def like(self, feat: Tensor) -> "LocalCorrelation":
+        """The same operator on other features."""
+        return LocalCorrelation(feat, self.radius)
+
+    @property
+    def partner_grid(self) -> tuple[int, int]:
+        """The grid the M score channels form: the window's displacements (2r+1, 2r+1)."""
+        k = 2 * self.radius + 1
+        return (k, k)
 
     def apply(self, w: Tensor) -> Tensor:
         """Filters (B, C, H, W) -> scores (B, (2r+1)², H, W)."""

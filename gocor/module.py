@@ -23,7 +23,7 @@ class GOCorConfig:
 
     num_iter: int = 3
     initializer: str = "flexible_context"
-    query_loss: bool = True             # global only: L_q with the 4D conv prior
+    query_loss: bool = True             # L_q with the 4D conv prior (global: on, the paper's; local: off)
     prior_kernel_size: int = 3
     prior_inter_dim: int = 16
     prior_output_dim: int = 16
@@ -131,12 +131,13 @@ class GlobalGOCor(_GOCor):
 
 
 class LocalGOCor(_GOCor):
-    """Local GOCor: (B, C, H, W) twice -> volume (B, (2r+1)², H, W), scaled by 1/C."""
+    """Local GOCor: (B, C, H, W) twice -> volume (B, (2r+1)², H, W), scaled by 1/C.
+
+    ``query_loss=True`` adds the supplement's local query loss: the prior R reads the window's
+    (2r+1)² displacements as its query dims (computed through the volume)."""
 
     def __init__(self, feature_dim: int, config: GOCorConfig | None = None, **overrides):
         config = (config or LOCAL_DEFAULTS).replace(**overrides)
-        if config.query_loss:
-            raise ValueError("LocalGOCor has no query loss; set query_loss=False")
         super().__init__(feature_dim, config, LOCAL_INITIALIZERS)
 
     def operator(self, feat: Tensor) -> LocalCorrelation:

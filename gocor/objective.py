@@ -69,9 +69,10 @@ class LearnedLabels(nn.Module):
 
 
 class QueryPrior(nn.Module):
-    """Separable 4D convolution R on a global volume, with its adjoint.
+    """Separable 4D convolution R on a volume, with its adjoint.
 
-    The volume (B, H'·W', H, W) is read as (B, H', W', H, W) = (query y, x, reference y, x).
+    The volume (B, H'·W', H, W) is read as (B, H', W', H, W) = (query y, x, reference y, x); a
+    local volume (B, (2r+1)², H, W) as (displacement y, x, reference y, x).
     R = conv over the reference dims (weight2, I -> O) ∘ conv over the query dims (weight1, 1 -> I),
     zero padding k//2, no bias (the authors' parametrization, kept for their weights).
 
@@ -82,8 +83,8 @@ class QueryPrior(nn.Module):
     GLU-Net-GOCor's k=3, I=O=16), no grouped conv and no permutation copies: the
     shifted copies are laid out (B, H', W', H·W, k²), which is channels-last (B·H'·W', k², H, W).
 
-    This is the definition of R (and holds its parameters); the solver never builds R's output
-    but goes through :class:`gocor.query_loss.QueryLoss`, exact and much cheaper.
+    This is the definition of R (and holds its parameters); for global GOCor the solver never
+    builds R's output but goes through :class:`gocor.query_loss.QueryLoss`, exact and much cheaper.
     """
 
     def __init__(self, kernel_size: int = 3, inter_dim: int = 16, output_dim: int = 16):
@@ -100,30 +101,48 @@ class QueryPrior(nn.Module):
 
     def kernel(self, dtype: torch.dtype) -> Tensor:
         """The combined kernel (O, k², k, k): input channel a·k + b is the query shift (a, b)."""
-        k = self.kernel_size
-        w = torch.einsum("oicd,iab->oabcd", self.weight2.to(dtype), self.weight1[:, 0].to(dtype))
-        return w.reshape(w.shape[0], k * k, k, k)
+        return combined_kernel(self.weight1, self.weight2, dtype)
 
     def forward(self, volume: Tensor, query_size: tuple[int, int]) -> Tensor:
         """R: (B, H'·W', H, W) -> (B, H'·W', H, W, O), contiguous (channels last)."""
-        b, nq, h, w = volume.shape
-        hq, wq = query_size
-        k, p = self.kernel_size, self.padding
-        padded = F.pad(volume.reshape(b, hq, wq, h * w), (0, 0, p, p, p, p))
-        shifted = torch.stack([padded[:, a:a + hq, c:c + wq] for a in range(k) for c in range(k)], dim=-1)
-        x = shifted.view(b * nq, h, w, k * k).permute(0, 3, 1, 2)                # (B·N', k², H, W), CL
-        x = F.conv2d(x, self.kernel(x.dtype), padding=p)                          # (B·N', O, H, W), CL
-        return x.permute(0, 2, 3, 1).view(b, nq, h, w, -1)
+        return conv4d(volume, query_size, self.kernel(volume.dtype))
 
     def adjoint(self, out: Tensor, query_size: tuple[int, int]) -> Tensor:
         """Rᵀ: (B, H'·W', H, W, O) -> (B, H'·W', H, W)."""
-        b, nq, h, w, o = out.shape
-        hq, wq = query_size
-        k, p = self.kernel_size, self.padding
-        x = out.reshape(b * nq, h, w, o).permute(0, 3, 1, 2)                      # CL
-        x = F.conv_transpose2d(x, self.kernel(x.dtype), padding=p)                # (B·N', k², H, W)
-        shifted = x.permute(0, 2, 3, 1).reshape(b, hq, wq, h * w, k * k).unbind(-1)
-        # adjoint of the shifts: put each shifted copy back at its offset and sum
-        padded = sum(F.pad(shifted[a * k + c], (0, 0, c, 2 * p - c, a, 2 * p - a))
-                     for a in range(k) for c in range(k))
-        return padded[:, p:p + hq, p:p + wq].reshape(b, nq, h, w)
+        return conv4d_adjoint(out, query_size, self.kernel(out.dtype))
+
+
+def combined_kernel(weight1: Tensor, weight2: Tensor, dtype: torch.dtype) -> Tensor:
+    """W[o, (a, b), c, d] = Σ_i weight2[o, i, c, d] · weight1[i, 0, a, b], shape (O, k², k, k)."""
+    k = weight1.shape[-1]
+    w = torch.einsum("oicd,iab->oabcd", weight2.to(dtype), weight1[:, 0].to(dtype))
+    return w.reshape(w.shape[0], k * k, k, k)
+
+
+def conv4d(volume: Tensor, query_size: tuple[int, int], kernel: Tensor) -> Tensor:
+    """R of :class:`QueryPrior` with a combined kernel (O, k², k, k):
+    (B, H'·W', H, W) -> (B, H'·W', H, W, O)."""
+    b, nq, h, w = volume.shape
+    hq, wq = query_size
+    k = kernel.shape[-1]
+    p = k // 2
+    padded = F.pad(volume.reshape(b, hq, wq, h * w), (0, 0, p, p, p, p))
+    shifted = torch.stack([padded[:, a:a + hq, c:c + wq] for a in range(k) for c in range(k)], dim=-1)
+    x = shifted.view(b * nq, h, w, k * k).permute(0, 3, 1, 2)                # (B·N', k², H, W), CL
+    x = F.conv2d(x, kernel, padding=p)                                        # (B·N', O, H, W), CL
+    return x.permute(0, 2, 3, 1).view(b, nq, h, w, -1)
+
+
+def conv4d_adjoint(out: Tensor, query_size: tuple[int, int], kernel: Tensor) -> Tensor:
+    """Rᵀ of :func:`conv4d`: (B, H'·W', H, W, O) -> (B, H'·W', H, W)."""
+    b, nq, h, w, o = out.shape
+    hq, wq = query_size
+    k = kernel.shape[-1]
+    p = k // 2
+    x = out.reshape(b * nq, h, w, o).permute(0, 3, 1, 2)                      # CL
+    x = F.conv_transpose2d(x, kernel, padding=p)                              # (B·N', k², H, W)
+    shifted = x.permute(0, 2, 3, 1).reshape(b, hq, wq, h * w, k * k).unbind(-1)
+    # adjoint of the shifts: put each shifted copy back at its offset and sum
+    padded = sum(F.pad(shifted[a * k + c], (0, 0, c, 2 * p - c, a, 2 * p - a))
+                 for a in range(k) for c in range(k))
+    return padded[:, p:p + hq, p:p + wq].reshape(b, nq, h, w)

@@ -9,7 +9,8 @@ only in the operator. Each step:
     w ← w − exp(γ) α g
 
 with M = A_qᵀ Rᵀ R A_q the query loss's Hessian (<g, M g> = ‖R A_q g‖²), applied through
-its patch Gram matrix (:class:`gocor.query_loss.QueryLoss`). α is per filter, or per image pair when
+its patch Gram matrix (:class:`gocor.query_loss.QueryLoss`) for global GOCor, through the
+volume for local GOCor (:class:`gocor.query_loss.VolumeQueryLoss`). α is per filter, or per image pair when
 the query loss couples all filters. Scores A_r w and M w are linear in w and updated in
 place of recomputation. The steps form one autograd node whose reverse pass is written
 out (:class:`_UnrolledDescent`); it needs of each operator also ``feat_grad``, the
@@ -26,7 +27,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .objective import LearnedLabels, QueryPrior, activation_slopes, robust_activation
-from .query_loss import QueryLoss
+from .query_loss import QueryLoss, VolumeQueryLoss, make_query_loss
 
 
 class CorrelationOperator(Protocol):
@@ -46,6 +47,11 @@ class CorrelationOperator(Protocol):
     def offset_distances(self, height: int, width: int) -> Tensor: ...
 
     def expand(self, per_offset: Tensor, height: int, width: int) -> Tensor: ...
+
+    def like(self, feat: Tensor) -> "CorrelationOperator": ...
+
+    @property
+    def partner_grid(self) -> tuple[int, int]: ...
 
 
 def _per_filter(x: Tensor) -> Tensor:
@@ -95,10 +101,10 @@ class FilterOptimizer(nn.Module):
         vpos, vneg, neg_vy = _on_pairs(ref_op, (v * a, v * b, -v * y), *w.shape[-2:])
         lam2 = self.reg_weight(ref_op, w.dtype)
         step = torch.exp(self.log_step_length).to(w.dtype)
-        lq = QueryLoss(self.prior, query_op.feat) if use_prior else None
+        lq = make_query_loss(self.prior, query_op) if use_prior else None
         problem = _Problem(ref_op, lq, num_iter, trace)
-        return _UnrolledDescent.apply(problem, w, ref_op.feat, lq.gram if use_prior else None,
-                                      vpos, vneg, neg_vy, lam2, step)
+        return _UnrolledDescent.apply(problem, w, ref_op.feat, vpos, vneg, neg_vy, lam2, step,
+                                      *(lq.tensors if use_prior else ()))
 
     def objective(self, w: Tensor, ref_op: CorrelationOperator,
                   query_op: CorrelationOperator | None = None) -> dict[str, Tensor]:
@@ -111,7 +117,7 @@ class FilterOptimizer(nn.Module):
         r = v * robust_activation(ref_op.apply(w), m) - v * y
         lq = None
         if self.prior is not None:
-            rq = self.prior(query_op.apply(w), query_op.feat.shape[-2:])
+            rq = self.prior(query_op.apply(w), query_op.partner_grid)
             lq = 0.5 * _per_image(rq * rq).flatten()
         return _losses(r, lq, w, self.reg_weight(ref_op, w.dtype))
 
@@ -133,7 +139,7 @@ def _losses(r: Tensor, lq: Tensor | None, w: Tensor, lam2: Tensor) -> dict[str, 
 class _Problem(NamedTuple):
     """The non-tensor inputs of :class:`_UnrolledDescent`."""
     op: CorrelationOperator             # the reference loss's operator A
-    query_loss: QueryLoss | None        # L_q, or None
+    query_loss: QueryLoss | VolumeQueryLoss | None        # L_q, or None
     num_iter: int
     trace: list[dict] | None
 
@@ -163,13 +169,13 @@ class _UnrolledDescent(torch.autograd.Function):
     accounting and saved-tensor hooks see it); backward walks the steps in reverse with the
     adjoint recurrences of w ← w − γα g (derived in notebook 03), updating its score-sized
     adjoints in place. One node instead of ~40 per step: no per-op bookkeeping, fewer passes
-    and allocations over the (B, M, H, W) scores, and the query-loss Gram's gradient
-    Q̄ = Σ Γ(x)ᵀ Γ(x̄) accumulated in one buffer. Checked against finite differences
+    and allocations over the (B, M, H, W) scores, and the gradients of the query loss's tensors
+    (global: the Gram's Q̄ = Σ Γ(x)ᵀ Γ(x̄)) accumulated in one buffer each. Checked against finite differences
     (gradcheck) and the authors' gradients; not twice differentiable.
     """
 
     @staticmethod
-    def forward(ctx, problem: _Problem, w, feat, gram, vpos, vneg, neg_vy, lam2, step):
+    def forward(ctx, problem: _Problem, w, feat, vpos, vneg, neg_vy, lam2, step, *lq_tensors):
         op, lq, num_iter, trace = problem
         use_prior = lq is not None
         reduce = _per_image if use_prior else _per_filter
@@ -205,29 +211,33 @@ class _UnrolledDescent(torch.autograd.Function):
                 s = torch.addcmul(s, sa, ag, value=-1.0)
                 if use_prior:
                     mw = torch.addcmul(mw, sa, mg, value=-1.0)
-        # the Gram goes through save_for_backward like every other tensor the backward reads
-        ctx.op, ctx.kernel_size = op, lq.kernel_size if use_prior else 0
-        ctx.save_for_backward(steps[0].w if steps else w, gram, vpos, vneg, neg_vy, lam2, step,
+        # the query loss's tensors (the Gram) go through save_for_backward like every other
+        # tensor the backward reads; the loss is rebuilt from them
+        ctx.op, ctx.rebuild_lq, ctx.n_lq = op, lq.rebuild() if use_prior else None, len(lq_tensors)
+        ctx.save_for_backward(steps[0].w if steps else w, vpos, vneg, neg_vy, lam2, step, *lq_tensors,
                               *(t for saved in steps for t in saved))
         return w if steps else w.clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, w_bar):
-        w0, gram, vpos, vneg, neg_vy, lam2, step, *flat = ctx.saved_tensors
+        w0, vpos, vneg, neg_vy, lam2, step, *flat = ctx.saved_tensors
+        lq_tensors, flat = flat[:ctx.n_lq], flat[ctx.n_lq:]
         op = ctx.op
-        lq = QueryLoss.from_gram(gram, ctx.kernel_size) if gram is not None else None
+        lq = ctx.rebuild_lq(*lq_tensors) if lq_tensors else None
+        lq_needs = ctx.needs_input_grad[8:]
         n = len(_Step._fields)
         steps = [_Step(*flat[i:i + n]) for i in range(0, len(flat), n)]
         use_prior = lq is not None
         reduce = _per_image if use_prior else _per_filter
-        s_bar = mw_bar = feat_bar = q_bar = None
+        s_bar = mw_bar = feat_bar = lq_bar = None
         vpos_bar = vneg_bar = neg_vy_bar = lam2_bar = step_bar = 0.0
 
         def gram_adjoint(x, x_bar):
-            """For mx = M x: Mᵀ x̄, accumulating Q̄ += Γ(x)ᵀ Γ(x̄) over all steps."""
-            nonlocal q_bar
-            x_grad, q_bar = lq.vjp(x, x_bar, q_bar, ctx.needs_input_grad[3])
+            """For mx = M x: Mᵀ x̄, accumulating the gradients of the query loss's tensors
+            (global: Q̄ += Γ(x)ᵀ Γ(x̄)) over all steps."""
+            nonlocal lq_bar
+            x_grad, lq_bar = lq.accumulate_vjp(x, x_bar, lq_bar, lq_needs)
             return x_grad
 
         for w, s, sgn, d, r, u, g, ag, h, mg, gg, den, alpha, sa in reversed(steps):
@@ -282,8 +292,9 @@ class _UnrolledDescent(torch.autograd.Function):
         if mw_bar is not None:
             w_bar = w_bar + gram_adjoint(w0, mw_bar)
         as_param = lambda t, like: t.reshape(like.shape) if torch.is_tensor(t) else None
-        return (None, w_bar, feat_bar, q_bar, as_param(vpos_bar, vpos), as_param(vneg_bar, vneg),
-                as_param(neg_vy_bar, neg_vy), as_param(lam2_bar, lam2), as_param(step_bar, step))
+        lq_grads = tuple(lq_bar) if lq_bar is not None else (None,) * ctx.n_lq
+        return (None, w_bar, feat_bar, as_param(vpos_bar, vpos), as_param(vneg_bar, vneg),
+                as_param(neg_vy_bar, neg_vy), as_param(lam2_bar, lam2), as_param(step_bar, step), *lq_grads)
 
 
 def _residual(s: Tensor, vpos: Tensor, vneg: Tensor, neg_vy: Tensor) -> tuple[Tensor, Tensor, Tensor]:

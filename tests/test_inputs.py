@@ -44,8 +44,8 @@ def test_size_mismatch_where_sizes_must_agree():
 def test_bad_config():
     with pytest.raises(ValueError, match="initializer"):
         GlobalGOCor(4, initializer="nope")
-    with pytest.raises(ValueError, match="query loss"):
-        LocalGOCor(4, query_loss=True)
+    with pytest.raises(ValueError, match="must be odd"):
+        LocalGOCor(4, query_loss=True, prior_kernel_size=2)
 
 
 DEGENERATE = {

@@ -112,3 +112,26 @@ def test_solver_trace_matches_the_definition():
     for t, want in zip(trace, iterates):
         for key in ("L_r", "L_q", "reg", "loss"):
             assert _rel(t[key], want[key]) < 1e-10, key
+
+
+def test_volume_query_loss_equals_the_gram_form_on_global_correlation():
+    """The local query loss goes through the volume; on a global operator the same code must give
+    the Gram form's M w, energy and gradients (prior weights and query features)."""
+    from gocor.correlation import GlobalCorrelation
+    from gocor.objective import QueryPrior
+    from gocor.query_loss import QueryLoss, VolumeQueryLoss
+    torch.manual_seed(3)
+    prior = QueryPrior(3, 2, 3).double()
+    feat = torch.randn(2, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 4, 5, 6, dtype=torch.float64)
+    gram, vol = QueryLoss(prior, feat), VolumeQueryLoss(prior, GlobalCorrelation(feat))
+    assert torch.allclose(gram.apply(w), vol.apply(w), atol=1e-10)
+    assert torch.allclose(gram.energy(w), vol.energy(w), atol=1e-10)
+    x_bar = torch.randn_like(w)
+    leaves = (feat, prior.weight1, prior.weight2)
+    expect = torch.autograd.grad((gram.apply(w) * x_bar).sum(), leaves)
+    x_grad, got = vol.accumulate_vjp(w, x_bar, None, (True, True, True))
+    assert torch.allclose(x_grad, vol.apply(x_bar), atol=1e-12)
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(expect, got))
+    _, twice = vol.accumulate_vjp(w, x_bar, got, (True, True, True))
+    assert all(torch.allclose(2 * a, b, atol=1e-10) for a, b in zip(expect, twice))

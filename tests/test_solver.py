@@ -11,7 +11,8 @@ def linear_module(kind, query_loss=False, c=3):
     if kind == "global":
         m = GlobalGOCor(c, initializer="zeros", query_loss=query_loss, prior_inter_dim=2, prior_output_dim=2)
     else:
-        m = LocalGOCor(c, initializer="zeros", search_radius=1)
+        m = LocalGOCor(c, initializer="zeros", search_radius=1, query_loss=query_loss,
+                       prior_inter_dim=2, prior_output_dim=2)
     m = perturb(m.double(), seed=7)
     with torch.no_grad():
         m.optimizer.labels.mask.fill_(40.0)
@@ -33,7 +34,7 @@ def closed_form(module, ref, query):
     return torch.linalg.solve(hess, -grad0).view_as(ref)
 
 
-CASES = [("global", False), ("global", True), ("local", False)]
+CASES = [("global", False), ("global", True), ("local", False), ("local", True)]
 
 
 @pytest.mark.parametrize("kind,query_loss", CASES)

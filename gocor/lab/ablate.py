@@ -37,6 +37,7 @@ VARIANTS = {
     "global_lr": Variant("gocor_global_lr", "global GOCor, reference loss only; local correlation"),
     "global": Variant("gocor_global", "global GOCor (L_r + L_q); local correlation"),
     "gocor": Variant("gocor", "global GOCor (L_r + L_q) and local GOCor"),
+    "gocor_local_lq": Variant("gocor_local_lq", "gocor with the local query loss (supplement)"),
     "init_zeros": Variant("gocor_global_init_zeros", "global GOCor, zeros initializer"),
     "init_simple": Variant("gocor_global_init_simple", "global GOCor, simple initializer"),
     "init_context": Variant("gocor_global_init_context", "global GOCor, context-aware initializer"),

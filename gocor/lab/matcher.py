@@ -30,6 +30,7 @@ from .volume_post import VolumePost
 Correlation = Literal["corr", "gocor"]
 STRIDES = (2, 4, 8)                     # of the feature pyramid's levels
 COARSEST = STRIDES[-1]
+LOCAL_PRIOR_DIM = 4                     # the local query loss's R: 1 -> 4 -> 4 channels (global: 16, 16)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class MatcherConfig:
     image_size: int = 64                # training images (square); fixes the global level's grid
     global_query_loss: bool = True      # global GOCor: L_q on (the paper's GLU-Net-GOCor) or off (L_r only)
     global_initializer: str = "flexible_context"    # global GOCor's filter initializer
+    local_query_loss: bool = False      # local GOCor: the supplement's local query loss (4D prior on the window)
     post_process: bool = False          # correlation volumes + a learned 4D post-processing (the control)
 
     def __post_init__(self):
@@ -68,6 +70,7 @@ CONFIGS = {
     "gocor_global": MatcherConfig(global_corr="gocor"),
     "gocor_global_lr": MatcherConfig(global_corr="gocor", global_query_loss=False),
     "gocor_local": MatcherConfig(local_corr="gocor"),
+    "gocor_local_lq": MatcherConfig(global_corr="gocor", local_corr="gocor", local_query_loss=True),
     "corr_post": MatcherConfig(post_process=True),
     **{f"gocor_global_init_{name}": MatcherConfig(global_corr="gocor", global_initializer=name)
        for name in ("zeros", "simple", "context")},
@@ -117,7 +120,8 @@ class Matcher(nn.Module):
         self.global_gocor = GlobalGOCor(c8, num_iter=config.gocor_steps, query_loss=config.global_query_loss,
                                         initializer=config.global_initializer) if config.global_corr == "gocor" else None
         self.local_gocor = nn.ModuleList(
-            [LocalGOCor(c, search_radius=r, num_iter=config.gocor_steps) for c in (c4, c2)]
+            [LocalGOCor(c, search_radius=r, num_iter=config.gocor_steps, query_loss=config.local_query_loss,
+                        prior_inter_dim=LOCAL_PRIOR_DIM, prior_output_dim=LOCAL_PRIOR_DIM) for c in (c4, c2)]
         ) if config.local_corr == "gocor" else None
         n_global = config.global_cells ** 2             # query positions at the global level
         self.beta = nn.Parameter(torch.tensor(10.0))
