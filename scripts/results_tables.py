@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gocor.lab import report  # noqa: E402
 from gocor.lab.volume_experiment import summarize  # noqa: E402
 
 
@@ -51,28 +52,19 @@ def matcher_table(path: Path) -> str:
     return f"Mean ± std over {seeds} seeds:\n\n" + "\n".join(lines)
 
 
-# The paper's Table 6 (GLU-Net trained on dynamic scenes): KITTI-2015 AEPE and HPatches PCK-5 (%).
-PAPER_TABLE6 = {"corr": (8.93, 69.22), "global_lr": (8.50, 71.29), "global": (7.87, 71.21), "gocor": (7.10, 78.30)}
-
-
-def ablation_table(folder: Path, split: str = "standard") -> str:
-    """Table 6 as measured here (mean ± std over seeds) with the paper's relative change per step."""
-    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    order = [v for v in PAPER_TABLE6 if any(r["variant"] == v for r in runs)]
+def ablation_tables(folder: Path) -> str:
+    """Table 6 on the held-out splits, with the paper's relative changes and a verdict per step,
+    then every variant on every split (all from :mod:`gocor.lab.report`)."""
+    runs = report.load_runs(folder)
     seeds = len({r["seed"] for r in runs})
-    lines = [f"| variant | {split} AEPE | change | paper KITTI-15 AEPE change | {split} PCK-5 | paper HPatches PCK-5 change "
-             "| near-rep. coarse_acc | near-rep. copy_rate |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    prev = None
-    for i, v in enumerate(order):
-        m = lambda sp, k: [r["metrics"][sp][k] for r in runs if r["variant"] == v]
-        aepe = statistics.mean(m(split, "aepe"))
-        change = "" if prev is None else f"{100 * (aepe / prev - 1):+.1f}%"
-        paper = "" if i == 0 else (f"{100 * (PAPER_TABLE6[v][0] / PAPER_TABLE6[order[i - 1]][0] - 1):+.1f}%")
-        paper_pck = "" if i == 0 else (f"{PAPER_TABLE6[v][1] - PAPER_TABLE6[order[i - 1]][1]:+.2f} pt")
-        lines.append(f"| {v} | {_ms(m(split, 'aepe'), 2)} | {change} | {paper} | {_ms(m(split, 'pck5'))} | {paper_pck} | "
-                     f"{_ms(m('near_repetitive', 'coarse_acc'))} | {_ms(m('near_repetitive', 'copy_rate'))} |")
-        prev = aepe
-    return f"Mean ± std over {seeds} seeds (`quick` profile, 2-core CPU):\n\n" + "\n".join(lines)
+    parts = [f"Mean ± std over {seeds} seeds (`quick` profile):"]
+    for split in ("standard", "dynamic"):
+        text, steps = report.table6(runs, split)
+        parts += [text, report.verdict_lines(steps, split)]
+    for split in ("standard", "dynamic", "near_repetitive"):
+        keys = ("aepe", "pck1", "pck5", "f1") + (("coarse_acc", "copy_rate") if split == "near_repetitive" else ())
+        parts += [f"All variants, `{split}`:", report.metrics_table(runs, split, keys)]
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":
@@ -82,4 +74,4 @@ if __name__ == "__main__":
     if (results / "matchers.json").exists():
         print(matcher_table(results / "matchers.json"), end="\n\n")
     if (results / "ablation").is_dir():
-        print(ablation_table(results / "ablation"))
+        print(ablation_tables(results / "ablation"))

@@ -7,7 +7,8 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
-from gocor.lab.ablate import TABLE6, VARIANTS, ablate, run_variant, table
+from gocor.lab.ablate import TABLE6, VARIANTS, ablate, run_variant
+from gocor.lab.report import metrics_table
 from gocor.lab.data import HELD_OUT_SPLITS
 from gocor.lab.matcher import CONFIGS, Matcher
 from gocor.lab.train import PROFILES, train
@@ -37,8 +38,8 @@ def test_runs_are_cached_and_tabulated(tmp_path):
     stamp = (tmp_path / "corr-seed0" / "result.json").stat().st_mtime_ns
     again = run_variant("corr", 0, "tiny", tmp_path, device="cpu", progress=False)
     assert again == results[0] and (tmp_path / "corr-seed0" / "result.json").stat().st_mtime_ns == stamp
-    text = table(results, "standard")
-    assert text.count("\n| ") == 2 and "| corr | 1 |" in text and "| global_lr | 1 |" in text
+    text = metrics_table(results, "standard")
+    assert text.count("\n| ") == 2 and "| `corr` | 1 |" in text and "| `global_lr` | 1 |" in text
 
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
@@ -85,3 +86,25 @@ def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
     assert max(moved) == 0.0
     assert any(not torch.equal(a, b) for a, b in zip(trained.global_decoder.parameters(),
                                                     init.global_decoder.parameters()))
+
+
+def test_analysis_steps_curve_and_learned_objectives(tmp_path):
+    from gocor.lab.analysis import analyze, solver_steps
+    ablate(("corr", "gocor"), seeds=1, profile="tiny", out=tmp_path, device="cpu", progress=False)
+    res = analyze(tmp_path, device="cpu", steps=(0, 1, 3), splits=("standard", "dynamic"))
+    curve = res["steps"]["runs"]["gocor-seed0"]
+    assert set(curve) == {"standard", "dynamic"} and res["steps"]["steps"] == [0, 1, 3]
+    assert len(curve["standard"]["aepe"]) == 3 and res["steps"]["trained_steps"] == 3
+    assert len(set(curve["standard"]["aepe"])) > 1                 # the step count changes the flow
+    objectives = res["objectives"]["runs"]
+    assert set(objectives) == {"gocor-seed0"}                       # corr has no GOCor module
+    assert {"global_gocor", "local_gocor.0", "local_gocor.1"} == set(objectives["gocor-seed0"])
+    glob = objectives["gocor-seed0"]["global_gocor"]
+    assert len(glob["y"]) == len(res["objectives"]["distances"]) and 0 < glob["m"][0] <= 1
+    stamp = (tmp_path / "steps.json").stat().st_mtime_ns
+    analyze(tmp_path, device="cpu", steps=(0, 1, 3), splits=("standard", "dynamic"))
+    assert (tmp_path / "steps.json").stat().st_mtime_ns == stamp     # cached: the runs did not change
+    model = Matcher(CONFIGS["gocor"])
+    with solver_steps(model, 7):
+        assert model.global_gocor.config.num_iter == 7
+    assert model.global_gocor.config.num_iter == 3

@@ -32,3 +32,13 @@ def test_train_cli_and_resume(tmp_path):
     assert json.loads(again.stdout.strip().splitlines()[-1])["steps"] == 6
     bad = subprocess.run(cmd[:-2] + ["--model", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr and "gocor_global" in bad.stderr
+
+
+def test_matcher_rows_and_their_table():
+    from gocor.tools.bench import format_matchers, run_data_case, run_matcher_case
+    rows = [run_matcher_case(m, "tiny", repeats=1, warmup=0) for m in ("corr", "gocor")] + [run_data_case("tiny", repeats=2)]
+    by = {r["case"]: r for r in rows}
+    assert by["train step corr"]["batch"] == 2 and by["train step gocor"]["seconds"] > 0
+    assert 0 < by["data per batch"]["seconds"] < by["data per batch"]["make_seconds"]      # the pool is the cheap path
+    table = format_matchers(rows, "tiny")
+    assert table.count("\n| ") == 5 and "× corr" in table and "of a corr step" in table

@@ -11,7 +11,6 @@ Table 6, the initializers, learned vs frozen objective and the capacity-matched 
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -46,7 +45,7 @@ VARIANTS = {
     "corr_post": Variant("corr_post", "correlation + a learned 4D post-processing of GOCor's parameter count"),
 }
 TABLE6 = ("corr", "global_lr", "global", "gocor")
-__doc__ += "\n".join(f"    {name:13s} {v.description}" for name, v in VARIANTS.items()) + "\n"
+__doc__ += "\n".join(f"    {name:15s} {v.description}" for name, v in VARIANTS.items()) + "\n"
 
 
 def _commit() -> str:
@@ -88,18 +87,3 @@ def ablate(variants: tuple[str, ...] = TABLE6, seeds: int = 3, profile: str = "q
         if progress:
             bar.write(f"{variant} seed {seed}: done in {time.perf_counter() - t0:.0f} s")
     return results
-
-
-def table(results: list[dict], split: str = "near_repetitive",
-          keys: tuple[str, ...] = ("aepe", "pck1", "pck5", "f1", "coarse_acc", "copy_rate")) -> str:
-    """Markdown table: mean ± std over seeds of each variant on one split."""
-    lines = [f"| variant ({split}) | seeds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
-    for variant in dict.fromkeys(r["variant"] for r in results):
-        ms = [r["metrics"][split] for r in results if r["variant"] == variant]
-        cells = []
-        for k in keys:
-            vals = [m[k] for m in ms if k in m]
-            cells.append("-" if not vals else f"{statistics.mean(vals):.3f} ± "
-                         f"{statistics.stdev(vals) if len(vals) > 1 else 0.0:.3f}")
-        lines.append(f"| {variant} | {len(ms)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)

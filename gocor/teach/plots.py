@@ -82,3 +82,17 @@ def convergence(ax, traces: dict[str, list[dict]], key: str = "loss") -> None:
     ax.set_ylabel(key)
     ax.set_yscale("log")
     ax.legend()
+
+
+def mean_band(ax, x, runs: dict[str, list[list[float]]], ylabel: str, marker: str = "o") -> None:
+    """One line per name: the mean over its seeds (each a list of values at ``x``) with a ±1 std
+    band, and each seed as faint dots."""
+    for i, (name, seeds) in enumerate(runs.items()):
+        arr = np.asarray(seeds, dtype=float)
+        mean, std = arr.mean(0), (arr.std(0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1]))
+        ax.plot(x, mean, marker=marker, ms=4, color=f"C{i}", label=f"{name} ({len(arr)} seeds)")
+        ax.fill_between(x, mean - std, mean + std, color=f"C{i}", alpha=0.2)
+        for s in arr:
+            ax.plot(x, s, ".", color=f"C{i}", alpha=0.35, ms=3)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)

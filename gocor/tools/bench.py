@@ -122,6 +122,91 @@ def machine_description(device: torch.device) -> str:
     return f"{cpu}, {torch.get_num_threads()} threads"
 
 
+MATCHER_MODELS = ("corr", "gocor")
+
+
+def run_matcher_case(model: str, profile: str = "quick", repeats: int = 10, warmup: int = 3) -> dict:
+    """Median time of one training step (forward, backward, optimizer) of a matcher at the
+    profile's image size and batch, on a batch from the training pool."""
+    from dataclasses import replace
+
+    from ..lab.matcher import CONFIGS, Matcher, multiscale_loss
+    from ..lab.train import PROFILES, training_batch
+    cfg = replace(PROFILES[profile], model=model)
+    cfg = replace(cfg, pool_size=2 * cfg.batch_size)             # the step does not depend on the pool's size
+    device = default_device()
+    torch.manual_seed(0)
+    net = Matcher(replace(CONFIGS[model], image_size=cfg.image_size)).to(device).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+    batch = training_batch(cfg, 0, device=device)
+
+    def step():
+        loss = multiscale_loss(net(batch["source"], batch["target"]), batch["flow"], batch["mask"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return {"case": f"train step {model}", "seconds": statistics.median(times), "batch": cfg.batch_size,
+            "image_size": cfg.image_size, "device": str(device)}
+
+
+def run_data_case(profile: str = "quick", repeats: int = 20) -> dict:
+    """Data per training batch: read from the pool (what training does) against making the pairs
+    (what it did before the pool), and the pool's one-time cost per pair."""
+    from dataclasses import replace
+
+    from ..lab.pool import make_pool, pool_batch
+    from ..lab.train import PROFILES
+    cfg = PROFILES[profile]
+    pcfg = replace(cfg.pool, size=4 * cfg.batch_size)
+    t0 = time.perf_counter()
+    pool = make_pool(pcfg)
+    make = (time.perf_counter() - t0) / pcfg.size
+    times = []
+    for step in range(repeats):
+        t0 = time.perf_counter()
+        pool_batch(pool, pcfg, step, seed=0)
+        times.append(time.perf_counter() - t0)
+    return {"case": "data per batch", "seconds": statistics.median(times), "make_seconds": make * cfg.batch_size,
+            "make_per_pair_seconds": make, "batch": cfg.batch_size, "image_size": cfg.image_size}
+
+
+def run_matchers(profile: str = "quick") -> list[dict]:
+    """The matcher rows, each in a fresh subprocess (as the layer rows)."""
+    calls = [f"run_matcher_case({m!r}, {profile!r})" for m in MATCHER_MODELS] + [f"run_data_case({profile!r})"]
+    rows = []
+    for call in calls:
+        cmd = [sys.executable, "-c", f"import json; from gocor.tools.bench import *; print(json.dumps({call}))"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    return rows
+
+
+def format_matchers(rows: list[dict], profile: str = "quick") -> str:
+    """Markdown for :func:`run_matchers`, with the ratios the targets are stated in."""
+    by = {r["case"]: r for r in rows}
+    corr, gocor, data = by["train step corr"], by["train step gocor"], by["data per batch"]
+    return "\n".join([
+        f"Matcher training, `{profile}` profile (B={corr['batch']}, {corr['image_size']} px), on {corr['device']}:",
+        "",
+        "| | time (ms) | ratio |", "|---|---:|---:|",
+        f"| training step, `corr` | {1e3 * corr['seconds']:.0f} | 1.00 |",
+        f"| training step, `gocor` | {1e3 * gocor['seconds']:.0f} | {gocor['seconds'] / corr['seconds']:.2f}× corr |",
+        f"| data per batch, from the pool | {1e3 * data['seconds']:.1f} | {data['seconds'] / corr['seconds']:.1%} of a corr step |",
+        f"| data per batch, made on the fly (before the pool) | {1e3 * data['make_seconds']:.0f} | "
+        f"{data['make_seconds'] / corr['seconds']:.0%} of a corr step |",
+    ])
+
+
 def run_all(batch: int = 4, channels: int = 64) -> dict:
     rows = []
     for name in CASES:
@@ -131,7 +216,7 @@ def run_all(batch: int = 4, channels: int = 64) -> dict:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     return {"machine": machine_description(default_device()), "torch": torch.__version__,
-            "batch": batch, "channels": channels, "rows": rows}
+            "batch": batch, "channels": channels, "rows": rows, "matcher_rows": run_matchers()}
 
 
 def format_table(result: dict) -> str:

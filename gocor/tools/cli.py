@@ -8,9 +8,10 @@ from dataclasses import replace
 
 
 def _bench(args) -> None:
-    from .bench import format_table, run_all
+    from .bench import format_matchers, format_table, run_all
     result = run_all(args.batch, args.channels)
-    print(format_table(result))
+    print(format_table(result), end="\n\n")
+    print(format_matchers(result["matcher_rows"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
@@ -47,19 +48,23 @@ def _volume_experiment(args) -> None:
 
 
 def _ablate(args) -> None:
-    from ..lab.ablate import VARIANTS, ablate, table
+    from ..lab import report
+    from ..lab.ablate import VARIANTS, ablate
+    from ..lab.analysis import analyze
     if args.list:
         for name, v in VARIANTS.items():
-            print(f"{name:13s} {v.description}  (model {v.model})")
+            print(f"{name:15s} {v.description}  (model {v.model})")
         return
     results = ablate(tuple(args.only), args.seeds, args.profile, args.out, args.device, not args.no_progress)
-    for split in ("standard", "near_repetitive"):
-        print(table(results, split), end="\n\n")
+    analyze(args.out, device=args.device)
+    for split in ("standard", "dynamic", "near_repetitive"):
+        print(f"{split}:\n" + report.metrics_table(results, split, ("aepe", "pck1", "pck5", "f1", "coarse_acc")), end="\n\n")
 
 
 def _reproduce(args) -> None:
     from .reproduce import reproduce
-    reproduce(args.out, update=args.update)
+    reproduce(args.out, update=args.update, profile=args.profile, ablation=not args.no_ablation,
+              variants=tuple(args.only) if args.only else None)
 
 
 def _assignments(args) -> None:
@@ -124,8 +129,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(fn=_ablate)
 
-    p = sub.add_parser("reproduce", help="run every notebook with papermill into build/")
+    p = sub.add_parser("reproduce", help="the ablation (resumable), its analysis, every notebook on its "
+                                         "results, and a summary against the shipped numbers, into build/")
     p.add_argument("--out", default="build")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="training profile of the ablation (default: full on a GPU, else quick)")
+    p.add_argument("--only", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+                   help="ablation variants to run (default: all)")
+    p.add_argument("--no-ablation", action="store_true", help="only execute the notebooks (on the shipped results)")
     p.add_argument("--update", action="store_true", help="also copy the executed notebooks back into notebooks/")
     p.set_defaults(fn=_reproduce)
 

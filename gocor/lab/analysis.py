@@ -1,0 +1,113 @@
+"""What the ablation runs learned, read back from their checkpoints (no retraining):
+
+- :func:`steps_curve`: a matcher trained with 3 solver steps, evaluated with 0..7 (the paper's
+  remark that changing the count at test time can hurt: TSS 83.4 at 3/3, 83.1 at 3/7);
+- :func:`learned_objective`: the label y, weight v⁺ and mask m every GOCor module ended with,
+  on a distance grid, with its step length and regularization;
+- :func:`analyze`: both over every run of an ``ablate`` output, into ``steps.json`` and
+  ``objectives.json`` beside the runs (skipped when present).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import torch
+
+from ..module import GlobalGOCor, LocalGOCor
+from .checkpoint import load_matcher
+from .data import PairConfig, held_out_split
+from .evaluate import evaluate
+from .matcher import Matcher
+
+STEPS = tuple(range(8))
+STEPS_SPLITS = ("standard", "dynamic", "near_repetitive")
+DISTANCES = tuple(round(0.1 * i, 1) for i in range(46))        # 0 .. 4.5, the bins' range
+
+
+def _gocor_modules(model: torch.nn.Module) -> dict[str, GlobalGOCor | LocalGOCor]:
+    return {name: m for name, m in model.named_modules() if isinstance(m, (GlobalGOCor, LocalGOCor))}
+
+
+@contextlib.contextmanager
+def solver_steps(model: torch.nn.Module, n: int):
+    """Run every GOCor module of ``model`` with ``n`` solver steps inside the block."""
+    modules = _gocor_modules(model)
+    saved = {name: m.config for name, m in modules.items()}
+    try:
+        for m in modules.values():
+            m.config = m.config.replace(num_iter=n)
+        yield model
+    finally:
+        for name, m in modules.items():
+            m.config = saved[name]
+
+
+def steps_curve(model: Matcher, splits: tuple[str, ...] = STEPS_SPLITS,
+                steps: tuple[int, ...] = STEPS) -> dict[str, dict[str, list[float]]]:
+    """{split: {metric: [value at each step count]}} of a trained matcher (AEPE, PCK-1/3/5, F1,
+    coarse metrics)."""
+    size = model.config.image_size
+    out: dict[str, dict[str, list[float]]] = {}
+    for split in splits:
+        data = held_out_split(split, PairConfig(size=size, photometric=False))
+        for n in steps:
+            with torch.no_grad(), solver_steps(model, n):
+                metrics = evaluate(model, data)
+            for key, value in metrics.items():
+                if isinstance(value, float):
+                    out.setdefault(split, {}).setdefault(key, []).append(value)
+    return out
+
+
+@torch.no_grad()
+def learned_objective(model: torch.nn.Module) -> dict[str, dict]:
+    """{module name: {"y", "v_plus", "m": values on :data:`DISTANCES` (in cells of the module's
+    grid), "step_length", "filter_reg"}} for every GOCor module of ``model``."""
+    out = {}
+    dist = torch.tensor(DISTANCES)
+    for name, m in _gocor_modules(model).items():
+        opt = m.optimizer
+        y, v, mask = opt.labels(dist.to(opt.labels.label.dtype))
+        out[name] = {"y": y.tolist(), "v_plus": v.tolist(), "m": mask.tolist(),
+                     "step_length": torch.exp(opt.log_step_length).item(),
+                     "filter_reg": opt.filter_reg.abs().item()}
+    return out
+
+
+def _cached(path: Path, names: list[str]) -> dict | None:
+    """The JSON at ``path`` if it covers exactly the runs ``names``."""
+    if path.exists():
+        data = json.loads(path.read_text())
+        if sorted(data["runs"]) == sorted(names):
+            return data
+    return None
+
+
+def analyze(out: str | Path, steps_variant: str = "gocor", device: str | None = None,
+            steps: tuple[int, ...] = STEPS, splits: tuple[str, ...] = STEPS_SPLITS) -> dict:
+    """Write ``steps.json`` (the steps curve of every seed of ``steps_variant``) and
+    ``objectives.json`` (the learned objective of every run with a GOCor module) into an
+    ``ablate`` output; each is recomputed only when the finished runs it covers changed."""
+    out = Path(out)
+    runs = sorted(p.parent for p in out.glob("*-seed*/result.json"))
+    if not runs:
+        raise ValueError(f"{out}: no finished ablation run (*-seed*/result.json)")
+    models = {run.name: load_matcher(run / "last.pt", device)[0] for run in runs}
+    result = {}
+    stepped = [n for n in models if n.rsplit("-seed", 1)[0] == steps_variant]
+    if stepped:
+        data = _cached(out / "steps.json", stepped)
+        if data is None:
+            data = {"variant": steps_variant, "trained_steps": models[stepped[0]].config.gocor_steps,
+                    "steps": list(steps), "runs": {n: steps_curve(models[n], splits, steps) for n in stepped}}
+            (out / "steps.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+        result["steps"] = data
+    with_gocor = [n for n, m in models.items() if _gocor_modules(m)]
+    data = _cached(out / "objectives.json", with_gocor)
+    if data is None:
+        data = {"distances": list(DISTANCES), "runs": {n: learned_objective(models[n]) for n in with_gocor}}
+        (out / "objectives.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    result["objectives"] = data
+    return result

@@ -1,0 +1,132 @@
+"""Tables of the ablation runs (mean ± std over seeds), the paper's numbers beside them, and a
+verdict per Table-6 step. Used by notebook 06, ``scripts/results_tables.py`` (the README) and
+``python -m gocor reproduce`` (fresh against shipped).
+
+The datasets differ from the paper's (synthetic pairs at 64 px against KITTI / HPatches), so
+steps are compared by their relative change, not their values.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .ablate import TABLE6, VARIANTS
+
+# Table 6 of the paper (GLU-Net trained on dynamic scenes): KITTI-2015 AEPE, HPatches PCK-5 (%)
+PAPER_TABLE6 = {"corr": {"kitti15_aepe": 8.93, "hpatches_pck5": 69.22},
+                "global_lr": {"kitti15_aepe": 8.50, "hpatches_pck5": 71.29},
+                "global": {"kitti15_aepe": 7.87, "hpatches_pck5": 71.21},
+                "gocor": {"kitti15_aepe": 7.10, "hpatches_pck5": 78.30}}
+# the supplement: local GOCor without / with the local query loss, KITTI-2012 / 2015 AEPE
+PAPER_LOCAL_LQ = {"gocor": (4.02, 9.92), "gocor_local_lq": (4.24, 10.20)}
+# the authors on the number of steps: TSS PCK trained with 3 steps, evaluated with 3 / 7
+PAPER_STEPS = {3: 83.4, 7: 83.1}
+
+LOWER_IS_BETTER = {"aepe", "f1", "copy_rate"}
+
+
+def load_runs(folder: str | Path) -> list[dict]:
+    """Every run of an ``ablate`` output (``*-seed*/result.json``) or of the shipped results
+    (``*-seed*.json``), in the order of :data:`gocor.lab.ablate.VARIANTS`, then by seed."""
+    folder = Path(folder)
+    paths = list(folder.glob("*-seed*/result.json")) or list(folder.glob("*-seed*.json"))
+    runs = [json.loads(p.read_text()) for p in paths]
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    return sorted(runs, key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
+
+
+def values(runs: list[dict], variant: str, split: str, key: str) -> list[float]:
+    """The metric of every seed of a variant (runs without that split or metric are left out)."""
+    return [r["metrics"][split][key] for r in runs
+            if r["variant"] == variant and key in r["metrics"].get(split, {})]
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def fmt(xs: list[float], digits: int = 3) -> str:
+    if not xs:
+        return "–"
+    m, s = mean_std(xs)
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def variants_present(runs: list[dict], among: tuple[str, ...] | None = None) -> list[str]:
+    names = list(dict.fromkeys(r["variant"] for r in runs))
+    return [v for v in (among or names) if v in names]
+
+
+def metrics_table(runs: list[dict], split: str, keys: tuple[str, ...] = ("aepe", "pck1", "pck3", "pck5", "f1"),
+                  variants: tuple[str, ...] | None = None) -> str:
+    """Markdown: one row per variant, mean ± std over its seeds of ``keys`` on ``split``."""
+    lines = [f"| variant | seeds | " + " | ".join(keys) + " |", "|---|---:|" + "---:|" * len(keys)]
+    for v in variants_present(runs, variants):
+        n = len(values(runs, v, split, keys[0]))
+        lines.append(f"| `{v}` | {n} | " + " | ".join(fmt(values(runs, v, split, k), 2 if k == "aepe" else 3)
+                                                   for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def step_verdict(before: list[float], after: list[float], lower_is_better: bool) -> str:
+    """'better' / 'worse' when the means differ by more than the larger seed std, else 'within noise'."""
+    (m0, s0), (m1, s1) = mean_std(before), mean_std(after)
+    if abs(m1 - m0) <= max(s0, s1):
+        return "within noise"
+    return "better" if (m1 < m0) == lower_is_better else "worse"
+
+
+def table6(runs: list[dict], split: str = "standard") -> tuple[str, list[dict]]:
+    """The Table-6 ladder on ``split``: AEPE and PCK-5 with the relative change of every step
+    beside the paper's, and a verdict per step. Returns (markdown, one dict per step)."""
+    order = variants_present(runs, TABLE6)
+    lines = [f"| variant | {split} AEPE | step | paper (KITTI-15 AEPE) | {split} PCK-5 | step | paper (HPatches PCK-5) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    steps = []
+    for i, v in enumerate(order):
+        aepe, pck = values(runs, v, split, "aepe"), values(runs, v, split, "pck5")
+        row = [f"`{v}`", fmt(aepe, 2), "", "", fmt(pck), "", ""]
+        if i:
+            u = order[i - 1]
+            a0, p0 = values(runs, u, split, "aepe"), values(runs, u, split, "pck5")
+            pa, pb = PAPER_TABLE6[u], PAPER_TABLE6[v]
+            change = 100 * (statistics.mean(aepe) / statistics.mean(a0) - 1)
+            paper_change = 100 * (pb["kitti15_aepe"] / pa["kitti15_aepe"] - 1)
+            pck_change = 100 * (statistics.mean(pck) - statistics.mean(p0))
+            paper_pck = pb["hpatches_pck5"] - pa["hpatches_pck5"]
+            row[2], row[3] = f"{change:+.1f}%", f"{paper_change:+.1f}%"
+            row[5], row[6] = f"{pck_change:+.1f} pt", f"{paper_pck:+.2f} pt"
+            steps.append({"step": f"{u} → {v}", "aepe_change_pct": change, "paper_aepe_change_pct": paper_change,
+                          "pck5_change_pt": pck_change, "paper_pck5_change_pt": paper_pck,
+                          "aepe": step_verdict(a0, aepe, True), "pck5": step_verdict(p0, pck, False)})
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines), steps
+
+
+def verdict_lines(steps: list[dict], split: str) -> str:
+    """One line per Table-6 step: measured direction against the paper's."""
+    out = []
+    for s in steps:
+        paper = "better" if s["paper_aepe_change_pct"] < 0 else "worse"
+        agree = "agrees with" if s["aepe"] == paper else ("is within seed noise of" if s["aepe"] == "within noise"
+                                                         else "disagrees with")
+        out.append(f"- {s['step']}: {split} AEPE {s['aepe_change_pct']:+.1f}% ({s['aepe']}), PCK-5 "
+                   f"{s['pck5_change_pt']:+.1f} pt ({s['pck5']}); the paper: AEPE {s['paper_aepe_change_pct']:+.1f}% "
+                   f"({paper}). The kit {agree} the paper here.")
+    return "\n".join(out)
+
+
+def compare(fresh: list[dict], shipped: list[dict], split: str = "standard",
+            keys: tuple[str, ...] = ("aepe", "pck5", "f1")) -> str:
+    """Markdown: fresh against shipped mean of every variant present in both."""
+    lines = ["| variant | metric | fresh | shipped | fresh − shipped |", "|---|---|---:|---:|---:|"]
+    for v in variants_present(fresh):
+        if v not in variants_present(shipped):
+            continue
+        for k in keys:
+            f, s = values(fresh, v, split, k), values(shipped, v, split, k)
+            if f and s:
+                lines.append(f"| `{v}` | {split} {k} | {fmt(f)} ({len(f)}) | {fmt(s)} ({len(s)}) | "
+                             f"{statistics.mean(f) - statistics.mean(s):+.3f} |")
+    return "\n".join(lines)
