@@ -64,12 +64,13 @@ def run_variant(variant: str, seed: int, profile: str, out: str | Path, device: 
     if result_path.exists():
         return json.loads(result_path.read_text())
     cfg = replace(PROFILES[profile], model=VARIANTS[variant].model, seed=seed, **VARIANTS[variant].train)
+    commit = _commit()                  # the code the run starts with
     summary = train(cfg, run_dir, resume=True, device=device, progress=progress, pool_cache=Path(out) / "pairs")
     metrics = {split: evaluate_checkpoint(run_dir / "last.pt", split, device=device) for split in HELD_OUT_SPLITS}
     result = {"variant": variant, "seed": seed, "profile": profile, "train_config": asdict(cfg),
               "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
               "history": summary["history"], "wall_time_s": round(summary["wall_time"], 1),
-              "device": str(default_device(device)), "commit": _commit()}
+              "device": str(default_device(device)), "commit": commit}
     result_path.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
     return result
 

@@ -77,6 +77,15 @@ def step_verdict(before: list[float], after: list[float], lower_is_better: bool)
     return "better" if (m1 < m0) == lower_is_better else "worse"
 
 
+def contrast(runs: list[dict], a: str, b: str, split: str, key: str = "aepe") -> str:
+    """One line: variant ``a`` against ``b`` on a metric, mean ± std, and the verdict on ``b``."""
+    x, y = values(runs, a, split, key), values(runs, b, split, key)
+    if not x or not y:
+        return f"{a} vs {b}: not run"
+    verdict = step_verdict(x, y, key in LOWER_IS_BETTER)
+    return f"{split:16s} {key:10s} {a} {fmt(x)} -> {b} {fmt(y)}: {b} is {verdict}"
+
+
 def table6(runs: list[dict], split: str = "standard") -> tuple[str, list[dict]]:
     """The Table-6 ladder on ``split``: AEPE and PCK-5 with the relative change of every step
     beside the paper's, and a verdict per step. Returns (markdown, one dict per step)."""
@@ -105,15 +114,16 @@ def table6(runs: list[dict], split: str = "standard") -> tuple[str, list[dict]]:
 
 
 def verdict_lines(steps: list[dict], split: str) -> str:
-    """One line per Table-6 step: measured direction against the paper's."""
+    """One line per Table-6 step: the measured direction against the paper's."""
     out = []
     for s in steps:
         paper = "better" if s["paper_aepe_change_pct"] < 0 else "worse"
-        agree = "agrees with" if s["aepe"] == paper else ("is within seed noise of" if s["aepe"] == "within noise"
-                                                         else "disagrees with")
-        out.append(f"- {s['step']}: {split} AEPE {s['aepe_change_pct']:+.1f}% ({s['aepe']}), PCK-5 "
-                   f"{s['pck5_change_pt']:+.1f} pt ({s['pck5']}); the paper: AEPE {s['paper_aepe_change_pct']:+.1f}% "
-                   f"({paper}). The kit {agree} the paper here.")
+        if s["aepe"] == "within noise":
+            said = f"not resolved by 3 seeds (the paper: {paper})"
+        else:
+            said = ("agrees with" if s["aepe"] == paper else "disagrees with") + f" the paper ({paper})"
+        out.append(f"- {s['step']}: {split} AEPE {s['aepe_change_pct']:+.1f}% ({s['aepe']}; paper "
+                   f"{s['paper_aepe_change_pct']:+.1f}%), PCK-5 {s['pck5_change_pt']:+.1f} pt ({s['pck5']}): {said}")
     return "\n".join(out)
 
 

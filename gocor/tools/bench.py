@@ -37,6 +37,20 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def median_time(step, device: torch.device, repeats: int, warmup: int) -> float:
+    """Median seconds of ``repeats`` calls of ``step`` after ``warmup`` more (steady state)."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def make_case(name: str, batch: int, channels: int, device: torch.device | None = None):
     """(forward, leaves) of a benchmark case: a closure returning its volume and the tensors
     that receive gradients (both features and every parameter)."""
@@ -74,18 +88,9 @@ def run_case(name: str, batch: int = 4, channels: int = 64, repeats: int = 10, w
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    t = median_time(step, device, repeats, warmup)
     rate = machine_rate(device)        # right after the timing, so both see the same machine state
     mm, ew = count_flops(step)
-    t = statistics.median(times)
     return {"case": name, "seconds": t, "peak_mib": peak / 2**20, "matmul_gflop": mm / 1e9,
             "elementwise_gflop": ew / 1e9, "gflops": (mm + ew) / 1e9 / t, "device": str(device),
             "machine_gflops": rate, "floor_seconds": mm / 1e9 / rate}
@@ -146,16 +151,7 @@ def run_matcher_case(model: str, profile: str = "quick", repeats: int = 10, warm
         loss.backward()
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return {"case": f"train step {model}", "seconds": statistics.median(times), "batch": cfg.batch_size,
+    return {"case": f"train step {model}", "seconds": median_time(step, device, repeats, warmup), "batch": cfg.batch_size,
             "image_size": cfg.image_size, "device": str(device)}
 
 
