@@ -12,8 +12,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gocor.lab import report  # noqa: E402
-from gocor.lab.volume_experiment import summarize  # noqa: E402
+from gocor.lab.runs import report  # noqa: E402
+from gocor.lab.runs.volume_experiment import summarize  # noqa: E402
 
 
 def _ms(values: list[float], digits: int = 3) -> str:
@@ -54,7 +54,7 @@ def matcher_table(path: Path) -> str:
 
 def ablation_tables(folder: Path) -> str:
     """Table 6 on the held-out splits, with the paper's relative changes and a verdict per step,
-    then every variant on every split (all from :mod:`gocor.lab.report`)."""
+    then every variant on every split (all from :mod:`gocor.lab.runs.report`)."""
     runs = report.load_runs(folder)
     seeds = len({r["seed"] for r in runs})
     parts = [f"Mean ± std over {seeds} seeds (`quick` profile):"]

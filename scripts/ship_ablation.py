@@ -1,7 +1,7 @@
 """Ship an ``ablate`` output into the repository (maintainers, after ``python -m gocor ablate``):
 
 - every run's result.json -> data/results/ablation/<variant>-seed<S>.json (stale files removed),
-  with steps.json and objectives.json (computed first if missing, see gocor.lab.analysis);
+  with steps.json and objectives.json (computed first if missing, see gocor.lab.runs.analysis);
 - the Table-6 variants' seed-0 weights -> data/checkpoints/ablation/<variant>-seed0.pt (model and
   configs only, no optimizer state) with a manifest <variant>-seed0.json.
 
@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gocor.lab import checkpoint  # noqa: E402
-from gocor.lab.ablate import TABLE6  # noqa: E402
-from gocor.lab.analysis import analyze  # noqa: E402
+from gocor.lab.runs import checkpoint  # noqa: E402
+from gocor.lab.runs.ablate import TABLE6  # noqa: E402
+from gocor.lab.runs.analysis import analyze  # noqa: E402
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gocor.lab import checkpoint  # noqa: E402
-from gocor.lab.data import HELD_OUT_SPLITS  # noqa: E402
+from gocor.lab.runs import checkpoint  # noqa: E402
+from gocor.lab.data.pairs import HELD_OUT_SPLITS  # noqa: E402
 from gocor.lab.device import default_device  # noqa: E402
-from gocor.lab.evaluate import evaluate_checkpoint  # noqa: E402
+from gocor.lab.runs.evaluate import evaluate_checkpoint  # noqa: E402
 
 
 def main() -> None:

@@ -7,11 +7,11 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
-from gocor.lab.ablate import TABLE6, VARIANTS, ablate, run_variant
-from gocor.lab.report import metrics_table
-from gocor.lab.data import HELD_OUT_SPLITS
-from gocor.lab.matcher import CONFIGS, Matcher
-from gocor.lab.train import PROFILES, train
+from gocor.lab.runs.ablate import TABLE6, VARIANTS, ablate, run_variant
+from gocor.lab.runs.report import metrics_table
+from gocor.lab.data.pairs import HELD_OUT_SPLITS
+from gocor.lab.models.matcher import CONFIGS, Matcher
+from gocor.lab.runs.train import PROFILES, train
 
 
 def test_variants_exist_and_differ_only_in_the_correlation_layers():
@@ -65,7 +65,7 @@ def test_capacity_matched_control_adds_about_gocors_parameters_and_starts_as_cor
     count = lambda name: sum(p.numel() for p in Matcher(CONFIGS[name]).parameters())
     added_gocor, added_post = count("gocor") - count("corr"), count("corr_post") - count("corr")
     assert abs(added_post - added_gocor) <= 0.05 * added_gocor
-    from gocor.lab.volume_post import VolumePost
+    from gocor.lab.models.volume_post import VolumePost
     post, vol = VolumePost(), torch.rand(2, 36, 6, 6)
     assert torch.equal(post(vol, (6, 6)), vol)                          # readout starts at zero
     with torch.no_grad():
@@ -74,7 +74,7 @@ def test_capacity_matched_control_adds_about_gocors_parameters_and_starts_as_cor
 
 
 def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
-    from gocor.lab.train import objective_parameters
+    from gocor.lab.runs.train import objective_parameters
     result = run_variant("gocor_frozen", 0, "tiny", tmp_path, device="cpu", progress=False)
     assert result["train_config"]["objective_lr_scale"] == 0.0
     trained = Matcher(CONFIGS["gocor"])
@@ -89,7 +89,7 @@ def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
 
 
 def test_analysis_steps_curve_and_learned_objectives(tmp_path):
-    from gocor.lab.analysis import analyze, solver_steps
+    from gocor.lab.runs.analysis import analyze, solver_steps
     ablate(("corr", "gocor"), seeds=1, profile="tiny", out=tmp_path, device="cpu", progress=False)
     res = analyze(tmp_path, device="cpu", steps=(0, 1, 3), splits=("standard", "dynamic"))
     curve = res["steps"]["runs"]["gocor-seed0"]

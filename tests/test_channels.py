@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gocor.lab.channels import channel_norm, normalize_channels
+from gocor.lab.models.channels import channel_norm, normalize_channels
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ import sys
 import pytest
 import torch
 
-from gocor.lab.data import (IMAGES, TEST_IMAGES, TEXTURES, PairConfig, load_image, make_batch, make_pair,
+from gocor.lab.data.pairs import (IMAGES, TEST_IMAGES, TEXTURES, PairConfig, load_image, make_batch, make_pair,
                             held_out_split, texture)
-from gocor.lab.flow import warp
+from gocor.lab.data.flow import warp
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -50,7 +50,7 @@ def test_batches_are_pure_functions_of_their_indices():
 
 DIGEST = """
 import hashlib
-from gocor.lab.data import held_out_split
+from gocor.lab.data.pairs import held_out_split
 
 def digest(split):
     d = held_out_split(split)

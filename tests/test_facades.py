@@ -1,10 +1,10 @@
 """Near-repetitive facades, the coarse metrics and the minimal volume experiment."""
 import torch
 
-from gocor.lab.data import held_out_split
-from gocor.lab.evaluate import coarse_metrics, coarse_truth
-from gocor.lab.facades import FacadeConfig, make_facade_pair
-from gocor.lab.flow import warp
+from gocor.lab.data.pairs import held_out_split
+from gocor.lab.runs.evaluate import coarse_metrics, coarse_truth
+from gocor.lab.data.facades import FacadeConfig, make_facade_pair
+from gocor.lab.data.flow import warp
 
 
 def test_facade_pair_convention_and_period():

@@ -1,7 +1,7 @@
 import torch
 
-from gocor.lab.data import PairConfig, make_batch
-from gocor.lab.pool import PoolConfig, load_pool, make_pool, pool_batch
+from gocor.lab.data.pairs import PairConfig, make_batch
+from gocor.lab.data.pool import PoolConfig, load_pool, make_pool, pool_batch
 
 
 CFG = PoolConfig(size=10, batch_size=4, image_size=32, facade_share=0.25, dynamic=0.5)

@@ -1,7 +1,7 @@
 """Ablation tables and verdicts on made-up runs (known answers)."""
 import json
 
-from gocor.lab import report
+from gocor.lab.runs import report
 
 
 def _runs(aepe: dict[str, list[float]]) -> list[dict]:

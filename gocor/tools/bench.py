@@ -135,8 +135,8 @@ def run_matcher_case(model: str, profile: str = "quick", repeats: int = 10, warm
     profile's image size and batch, on a batch from the training pool."""
     from dataclasses import replace
 
-    from ..lab.matcher import CONFIGS, Matcher, multiscale_loss
-    from ..lab.train import PROFILES, training_batch
+    from ..lab.models.matcher import CONFIGS, Matcher, multiscale_loss
+    from ..lab.runs.train import PROFILES, training_batch
     cfg = replace(PROFILES[profile], model=model)
     cfg = replace(cfg, pool_size=2 * cfg.batch_size)             # the step does not depend on the pool's size
     device = default_device()
@@ -160,8 +160,8 @@ def run_data_case(profile: str = "quick", repeats: int = 20) -> dict:
     (what it did before the pool), and the pool's one-time cost per pair."""
     from dataclasses import replace
 
-    from ..lab.pool import make_pool, pool_batch
-    from ..lab.train import PROFILES
+    from ..lab.data.pool import make_pool, pool_batch
+    from ..lab.runs.train import PROFILES
     cfg = PROFILES[profile]
     pcfg = replace(cfg.pool, size=4 * cfg.batch_size)
     t0 = time.perf_counter()

@@ -18,7 +18,7 @@ def _bench(args) -> None:
 
 
 def _train(args) -> None:
-    from ..lab.train import PROFILES, train
+    from ..lab.runs.train import PROFILES, train
     cfg = replace(PROFILES[args.profile], model=args.model, seed=args.seed,
                   **({"steps": args.steps} if args.steps else {}))
     result = train(cfg, args.out, resume=args.resume, device=args.device, progress=not args.no_progress)
@@ -27,7 +27,7 @@ def _train(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from ..lab.evaluate import evaluate_checkpoint
+    from ..lab.runs.evaluate import evaluate_checkpoint
     print(json.dumps(evaluate_checkpoint(args.checkpoint, args.split, args.pairs, args.device), indent=1,
                      allow_nan=False))
 
@@ -35,7 +35,7 @@ def _evaluate(args) -> None:
 def _volume_experiment(args) -> None:
     from pathlib import Path
 
-    from ..lab.volume_experiment import VolumeExperimentConfig, run_all, summarize
+    from ..lab.runs.volume_experiment import VolumeExperimentConfig, run_all, summarize
     cfg = VolumeExperimentConfig(**({"steps": args.steps} if args.steps else {}))
     save_dir = Path(args.out).parent if args.out else None
     results = run_all(cfg, tuple(args.layers), args.seeds, args.device, save_dir=save_dir)
@@ -48,9 +48,9 @@ def _volume_experiment(args) -> None:
 
 
 def _ablate(args) -> None:
-    from ..lab import report
-    from ..lab.ablate import VARIANTS, ablate
-    from ..lab.analysis import analyze
+    from ..lab.runs import report
+    from ..lab.runs.ablate import VARIANTS, ablate
+    from ..lab.runs.analysis import analyze
     if args.list:
         for name, v in VARIANTS.items():
             print(f"{name:15s} {v.description}  (model {v.model})")
@@ -77,9 +77,9 @@ def _assignments(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..lab.data import HELD_OUT_SPLITS
-    from ..lab.matcher import CONFIGS
-    from ..lab.train import PROFILES
+    from ..lab.data.pairs import HELD_OUT_SPLITS
+    from ..lab.models.matcher import CONFIGS
+    from ..lab.runs.train import PROFILES
     parser = argparse.ArgumentParser(prog="python -m gocor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device")
     p.set_defaults(fn=_evaluate)
 
-    from ..lab.volume_experiment import LAYERS
+    from ..lab.runs.volume_experiment import LAYERS
     p = sub.add_parser("volume-experiment", help="the minimal experiment: a feature head trained through "
                        "correlation vs GOCor on near-repetitive pairs, held-out coarse accuracy")
     p.add_argument("--layers", nargs="+", default=list(LAYERS), choices=LAYERS)
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device")
     p.set_defaults(fn=_volume_experiment)
 
-    from ..lab.ablate import TABLE6, VARIANTS
+    from ..lab.runs.ablate import TABLE6, VARIANTS
     p = sub.add_parser("ablate", help="train every ablation variant over seeds (cached, resumable) and tabulate")
     p.add_argument("--list", action="store_true", help="print the variants and exit")
     p.add_argument("--only", nargs="+", default=list(TABLE6), choices=list(VARIANTS), metavar="VARIANT",
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(fn=_assignments)
 
     args = parser.parse_args(argv)
-    from ..lab.checkpoint import CheckpointError
+    from ..lab.runs.checkpoint import CheckpointError
     try:
         args.fn(args)
     except (CheckpointError, FileNotFoundError) as e:

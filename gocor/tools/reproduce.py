@@ -38,8 +38,8 @@ def run_ablation(out: Path, profile: str | None = None, variants: tuple[str, ...
     """Steps 1 and 2: every variant (default) × ``seeds`` into ``out``, then its analysis."""
     import torch
 
-    from ..lab.ablate import VARIANTS, ablate
-    from ..lab.analysis import analyze
+    from ..lab.runs.ablate import VARIANTS, ablate
+    from ..lab.runs.analysis import analyze
     profile = profile or ("full" if torch.cuda.is_available() else "quick")
     print(f"ablation: profile {profile}, {seeds} seeds, into {out} (finished runs are skipped)", flush=True)
     runs = ablate(variants or tuple(VARIANTS), seeds, profile, out)
@@ -52,7 +52,7 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
               seeds: int = 3) -> list[dict]:
     import papermill as pm
 
-    from ..lab import report
+    from ..lab.runs import report
     out = Path(out)
     fresh = None
     if ablation:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from ..module import GlobalGOCor, LocalGOCor
+from ...module import GlobalGOCor, LocalGOCor
 from .checkpoint import load_matcher
-from .data import PairConfig, held_out_split
+from ..data.pairs import PairConfig, held_out_split
 from .evaluate import evaluate
-from .matcher import Matcher
+from ..models.matcher import Matcher
 
 STEPS = tuple(range(8))
 STEPS_SPLITS = ("standard", "dynamic", "near_repetitive")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .data import HELD_OUT_SPLITS
-from .device import default_device
+from ..data.pairs import HELD_OUT_SPLITS
+from ..device import default_device
 from .evaluate import evaluate_checkpoint
 from .train import PROFILES, train
 

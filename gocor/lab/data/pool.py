@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .data import PairConfig, facade_batch, make_batch
+from .pairs import PairConfig, facade_batch, make_batch
 from .facades import FacadeConfig
 
 _CHUNK = 256            # pairs made per call (bounds the float32 working memory)

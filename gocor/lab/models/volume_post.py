@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..objective import QueryPrior
+from ...objective import QueryPrior
 
 
 class VolumePost(nn.Module):

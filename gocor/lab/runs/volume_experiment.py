@@ -26,12 +26,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..correlation import global_correlation
-from ..module import GlobalGOCor
+from ...correlation import global_correlation
+from ...module import GlobalGOCor
 from . import checkpoint
-from .channels import normalize_channels
-from .data import facade_batch, held_out_split
-from .device import default_device
+from ..models.channels import normalize_channels
+from ..data.pairs import facade_batch, held_out_split
+from ..device import default_device
 from .evaluate import batched, coarse_metrics, coarse_truth
 from .train import param_groups
 

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .channels import channel_norm
+from ..models.channels import channel_norm
 from .checkpoint import load_matcher
-from .data import PairConfig, held_out_split
-from .flow import pixel_grid, resize_flow
-from .matcher import Matcher
+from ..data.pairs import PairConfig, held_out_split
+from ..data.flow import pixel_grid, resize_flow
+from ..models.matcher import Matcher
 
 
 def flow_metrics(pred: Tensor, gt: Tensor, mask: Tensor) -> dict[str, float]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .device import default_device
-from .matcher import Matcher, MatcherConfig
+from ..device import default_device
+from ..models.matcher import Matcher, MatcherConfig
 
 FORMAT = "gocor-kit/1"
 

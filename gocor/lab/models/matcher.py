@@ -20,10 +20,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..correlation import global_correlation, local_correlation
-from ..module import GlobalGOCor, LocalGOCor
+from ...correlation import global_correlation, local_correlation
+from ...module import GlobalGOCor, LocalGOCor
 from .channels import channel_norm, normalize_channels
-from .flow import pixel_grid, resize_flow, warp
+from ..data.flow import pixel_grid, resize_flow, warp
 from .volume_post import VolumePost
 
 

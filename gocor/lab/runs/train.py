@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..module import GlobalGOCor, LocalGOCor
+from ...module import GlobalGOCor, LocalGOCor
 from . import checkpoint
-from .data import PairConfig, make_batch
+from ..data.pairs import PairConfig, make_batch
 from .evaluate import evaluate
-from .device import default_device
-from .matcher import CONFIGS, Matcher, multiscale_loss
-from .pool import PoolConfig, load_pool, pool_batch
+from ..device import default_device
+from ..models.matcher import CONFIGS, Matcher, multiscale_loss
+from ..data.pool import PoolConfig, load_pool, pool_batch
 
 
 @dataclass(frozen=True)
