@@ -3,7 +3,9 @@ verdict per Table-6 step. Used by notebook 06, ``scripts/results_tables.py`` (th
 ``python -m gocor reproduce`` (fresh against shipped).
 
 The datasets differ from the paper's (synthetic pairs at 64 px against KITTI / HPatches), so
-steps are compared by their relative change, not their values.
+steps are compared by their relative change, not their values. A step is judged on the paired
+per-seed differences and their 95% t-interval (:mod:`gocor.lab.runs.stats`): "better" / "worse"
+when the interval excludes 0, else "not resolved".
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import statistics
 from pathlib import Path
 
 from .ablate import TABLE6, VARIANTS
+from .stats import Interval, paired_difference
 
 # Table 6 of the paper (GLU-Net trained on dynamic scenes): KITTI-2015 AEPE, HPatches PCK-5 (%)
 PAPER_TABLE6 = {"corr": {"kitti15_aepe": 8.93, "hpatches_pck5": 69.22},
@@ -69,61 +72,77 @@ def metrics_table(runs: list[dict], split: str, keys: tuple[str, ...] = ("aepe",
     return "\n".join(lines)
 
 
-def step_verdict(before: list[float], after: list[float], lower_is_better: bool) -> str:
-    """'better' / 'worse' when the means differ by more than the larger seed std, else 'within noise'."""
-    (m0, s0), (m1, s1) = mean_std(before), mean_std(after)
-    if abs(m1 - m0) <= max(s0, s1):
-        return "within noise"
-    return "better" if (m1 < m0) == lower_is_better else "worse"
+def seed_values(runs: list[dict], variant: str, split: str, key: str) -> dict[int, float]:
+    """``{seed: metric}`` of a variant (runs without that split or metric are left out)."""
+    return {r["seed"]: r["metrics"][split][key] for r in runs
+            if r["variant"] == variant and key in r["metrics"].get(split, {})}
+
+
+def step_interval(runs: list[dict], a: str, b: str, split: str, key: str) -> Interval | None:
+    """``b − a`` on ``key`` over the seeds both variants ran, with its 95% t-interval; None when
+    they share no seed."""
+    x, y = seed_values(runs, a, split, key), seed_values(runs, b, split, key)
+    return paired_difference(x, y) if set(x) & set(y) else None
 
 
 def contrast(runs: list[dict], a: str, b: str, split: str, key: str = "aepe") -> str:
-    """One line: variant ``a`` against ``b`` on a metric, mean ± std, and the verdict on ``b``."""
+    """One line: variant ``a`` against ``b`` on a metric, mean ± std of each, the paired
+    difference b − a with its 95% interval over common seeds, and the verdict on ``b``."""
     x, y = values(runs, a, split, key), values(runs, b, split, key)
-    if not x or not y:
-        return f"{a} vs {b}: not run"
-    verdict = step_verdict(x, y, key in LOWER_IS_BETTER)
-    return f"{split:16s} {key:10s} {a} {fmt(x)} -> {b} {fmt(y)}: {b} is {verdict}"
+    d = step_interval(runs, a, b, split, key)
+    if d is None:
+        return f"{a} vs {b}: not run on common seeds"
+    return (f"{split:16s} {key:10s} {a} {fmt(x)} -> {b} {fmt(y)}: paired {d} over {d.n} seeds, "
+            f"{b} is {d.verdict(key in LOWER_IS_BETTER)}")
 
 
 def table6(runs: list[dict], split: str = "standard") -> tuple[str, list[dict]]:
-    """The Table-6 ladder on ``split``: AEPE and PCK-5 with the relative change of every step
-    beside the paper's, and a verdict per step. Returns (markdown, one dict per step)."""
+    """The Table-6 ladder on ``split``: AEPE and PCK-5, each step's paired per-seed difference
+    with its 95% interval and its relative change beside the paper's, a verdict per step.
+    Returns (markdown, one dict per step)."""
     order = variants_present(runs, TABLE6)
-    lines = [f"| variant | {split} AEPE | step | paper (KITTI-15 AEPE) | {split} PCK-5 | step | paper (HPatches PCK-5) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"| variant | {split} AEPE | step (paired, 95% CI) | step | paper (KITTI-15 AEPE) "
+             f"| {split} PCK-5 | step, pt (paired, 95% CI) | paper (HPatches PCK-5) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     steps = []
     for i, v in enumerate(order):
         aepe, pck = values(runs, v, split, "aepe"), values(runs, v, split, "pck5")
-        row = [f"`{v}`", fmt(aepe, 2), "", "", fmt(pck), "", ""]
+        row = [f"`{v}`", fmt(aepe, 2), "", "", "", fmt(pck), "", ""]
         if i:
             u = order[i - 1]
-            a0, p0 = values(runs, u, split, "aepe"), values(runs, u, split, "pck5")
+            a0 = values(runs, u, split, "aepe")
             pa, pb = PAPER_TABLE6[u], PAPER_TABLE6[v]
+            d_aepe = step_interval(runs, u, v, split, "aepe")
+            d_pck = step_interval(runs, u, v, split, "pck5")
             change = 100 * (statistics.mean(aepe) / statistics.mean(a0) - 1)
             paper_change = 100 * (pb["kitti15_aepe"] / pa["kitti15_aepe"] - 1)
-            pck_change = 100 * (statistics.mean(pck) - statistics.mean(p0))
             paper_pck = pb["hpatches_pck5"] - pa["hpatches_pck5"]
-            row[2], row[3] = f"{change:+.1f}%", f"{paper_change:+.1f}%"
-            row[5], row[6] = f"{pck_change:+.1f} pt", f"{paper_pck:+.2f} pt"
-            steps.append({"step": f"{u} → {v}", "aepe_change_pct": change, "paper_aepe_change_pct": paper_change,
-                          "pck5_change_pt": pck_change, "paper_pck5_change_pt": paper_pck,
-                          "aepe": step_verdict(a0, aepe, True), "pck5": step_verdict(p0, pck, False)})
+            row[2], row[3], row[4] = d_aepe.fmt(3), f"{change:+.1f}%", f"{paper_change:+.1f}%"
+            row[6], row[7] = d_pck.fmt(1, scale=100), f"{paper_pck:+.2f} pt"
+            steps.append({"step": f"{u} → {v}", "seeds": d_aepe.n,
+                          "aepe_diff": d_aepe.mean, "aepe_ci": [d_aepe.low, d_aepe.high],
+                          "aepe_change_pct": change, "paper_aepe_change_pct": paper_change,
+                          "pck5_diff_pt": 100 * d_pck.mean, "pck5_ci_pt": [100 * d_pck.low, 100 * d_pck.high],
+                          "paper_pck5_change_pt": paper_pck,
+                          "aepe": d_aepe.verdict(True), "pck5": d_pck.verdict(False)})
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines), steps
 
 
 def verdict_lines(steps: list[dict], split: str) -> str:
-    """One line per Table-6 step: the measured direction against the paper's."""
+    """One line per Table-6 step: the measured direction (paired 95% interval) against the paper's."""
     out = []
     for s in steps:
         paper = "better" if s["paper_aepe_change_pct"] < 0 else "worse"
-        if s["aepe"] == "within noise":
-            said = f"not resolved by 3 seeds (the paper: {paper})"
+        if s["aepe"] == "not resolved":
+            said = f"not resolved by {s['seeds']} seeds (the paper: {paper})"
         else:
             said = ("agrees with" if s["aepe"] == paper else "disagrees with") + f" the paper ({paper})"
-        out.append(f"- {s['step']}: {split} AEPE {s['aepe_change_pct']:+.1f}% ({s['aepe']}; paper "
-                   f"{s['paper_aepe_change_pct']:+.1f}%), PCK-5 {s['pck5_change_pt']:+.1f} pt ({s['pck5']}): {said}")
+        lo, hi = s["aepe_ci"]
+        plo, phi = s["pck5_ci_pt"]
+        out.append(f"- {s['step']}: {split} AEPE {s['aepe_diff']:+.3f} px [{lo:+.3f}, {hi:+.3f}] "
+                   f"({s['aepe_change_pct']:+.1f}%, {s['aepe']}; paper {s['paper_aepe_change_pct']:+.1f}%), "
+                   f"PCK-5 {s['pck5_diff_pt']:+.1f} pt [{plo:+.1f}, {phi:+.1f}] ({s['pck5']}): {said}")
     return "\n".join(out)
 
 
