@@ -42,13 +42,13 @@ PARAM_NAMES = {
     "initializer.scaling": "filter_initializer.scaling",
     "initializer.target_fg": "filter_initializer.target_fg",
     "initializer.target_bg": "filter_initializer.target_bg",
-    "optimizer.log_step_length": "filter_optimizer.log_step_length",
-    "optimizer.filter_reg": "filter_optimizer.filter_reg",
-    "optimizer.labels.label": "filter_optimizer.label_map_predictor.weight",
-    "optimizer.labels.weight": "filter_optimizer.spatial_weight_predictor.weight",
-    "optimizer.labels.mask": "filter_optimizer.target_mask_predictor.0.weight",
-    "optimizer.prior.weight1": "filter_optimizer.reg_layer.weight1",
-    "optimizer.prior.weight2": "filter_optimizer.reg_layer.weight2",
+    "solver.log_step_length": "filter_optimizer.log_step_length",
+    "solver.filter_reg": "filter_optimizer.filter_reg",
+    "solver.labels.label": "filter_optimizer.label_map_predictor.weight",
+    "solver.labels.weight": "filter_optimizer.spatial_weight_predictor.weight",
+    "solver.labels.mask": "filter_optimizer.target_mask_predictor.0.weight",
+    "solver.prior.weight1": "filter_optimizer.reg_layer.weight1",
+    "solver.prior.weight2": "filter_optimizer.reg_layer.weight2",
 }
 
 
@@ -85,7 +85,7 @@ def to_official_state_dict(module: GlobalGOCor | LocalGOCor) -> dict[str, Tensor
     out = {}
     for name, p in module.state_dict().items():
         official = _prefix(kind) + PARAM_NAMES[name]
-        out[official] = p.view(1, -1, 1, 1) if name.startswith("optimizer.labels.") else p
+        out[official] = p.view(1, -1, 1, 1) if name.startswith("solver.labels.") else p
     return out
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
 from .correlation import GlobalCorrelation, LocalCorrelation
 from .initializers import GLOBAL_INITIALIZERS, LOCAL_INITIALIZERS
 from .objective import LearnedLabels, QueryPrior
-from .solver import FilterOptimizer
+from .solver import FilterOptimizer, SolverTrace
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,28 @@ class GOCorConfig:
 
 
 LOCAL_DEFAULTS = GOCorConfig(initializer="simple", query_loss=False)
+
+
+@dataclass(frozen=True)
+class LearnedObjective:
+    """A GOCor module's learned objective read back (detached, on the module's device).
+
+    Distances are in cells of the module's feature grid. Conventions are the module's own:
+    λ² = max(θ_λ², min_filter_reg²) (so only |θ_λ| matters, and the floor applies), step = exp(γ).
+    """
+
+    distances: Tensor                   # (N,) the distances δ the curves are read at
+    y: Tensor                           # (N,) label y(δ)
+    v_plus: Tensor                      # (N,) weight v+(δ)
+    m: Tensor                           # (N,) mask m(δ) in (0, 1): the slope of σ for negative scores
+    filter_reg: float                   # θ_λ as stored (its sign is irrelevant)
+    reg: float                          # effective λ = max(|θ_λ|, min_filter_reg), before the operator's scale
+    step_length: float                  # effective step factor exp(γ)
+
+
+def gocor_modules(model: nn.Module) -> dict[str, "_GOCor"]:
+    """Every GOCor module (global or local) inside ``model``, by its qualified name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, _GOCor)}
 
 
 def check_features(ref: Tensor, query: Tensor, feature_dim: int, same_size: bool) -> None:
@@ -79,8 +102,15 @@ class _GOCor(nn.Module):
                                config.init_gauss_sigma, config.v_minus_init_factor)
         prior = (QueryPrior(config.prior_kernel_size, config.prior_inter_dim, config.prior_output_dim)
                  if config.query_loss else None)
-        self.optimizer = FilterOptimizer(labels, prior, config.init_step_length,
-                                         config.init_filter_reg, config.min_filter_reg)
+        self.solver = FilterOptimizer(labels, prior, config.init_step_length,
+                                      config.init_filter_reg, config.min_filter_reg)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the solver was called ``optimizer`` before: old checkpoints keep loading
+        old = prefix + "optimizer."
+        for key in [k for k in state_dict if k.startswith(old)]:
+            state_dict[prefix + "solver." + key[len(old):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def operator(self, feat: Tensor):
         raise NotImplementedError
@@ -88,25 +118,46 @@ class _GOCor(nn.Module):
     def objective_parameters(self) -> list[nn.Parameter]:
         """The learned objective's parameters (label, weight, mask, λ, step length, prior): O(1)
         scalars that must move by O(1), e.g. for a faster learning rate of their own."""
-        return list(self.optimizer.parameters())
+        return list(self.solver.parameters())
 
-    def _solve(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None,
-               trace: list[dict] | None):
+    def freeze_objective(self) -> "_GOCor":
+        """Stop learning the objective (y, v+, m, λ, step length, prior): its parameters get
+        ``requires_grad=False``, so no optimizer built afterwards moves them (weight decay
+        included). The initializer stays trainable. Returns the module."""
+        self.solver.requires_grad_(False)
+        return self
+
+    @torch.no_grad()
+    def learned_objective(self, distances: Tensor | list[float] | None = None) -> LearnedObjective:
+        """The objective as learned: y, v+, m at ``distances`` (cells; default 0 to the last
+        bin's start in fifths of a bin), the effective λ and step length."""
+        labels = self.solver.labels
+        if distances is None:
+            distances = torch.arange(5 * (labels.num_bins - 1) + 1) * (labels.bin_displacement / 5)
+        dist = torch.as_tensor(distances, dtype=labels.label.dtype).to(labels.label.device)
+        y, v, m = labels(dist)
+        theta = self.solver.filter_reg.item()
+        return LearnedObjective(dist, y, v, m, theta, max(abs(theta), self.solver.min_filter_reg),
+                                torch.exp(self.solver.log_step_length).item())
+
+    def _solve(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None, trace: bool):
         check_features(reference_feat, query_feat, self.feature_dim, self._same_size())
         num_iter = self.config.num_iter if num_iter is None else num_iter
         query_op = self.operator(query_feat)
-        w = self.optimizer(self.initializer(reference_feat), self.operator(reference_feat), query_op,
-                           num_iter, trace)
+        w = self.solver(self.initializer(reference_feat), self.operator(reference_feat), query_op,
+                        num_iter, trace=trace)
         return w, query_op
 
     def filters(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
-                trace: list[dict] | None = None) -> Tensor:
-        """Optimized filters (B, C, H, W)."""
-        return self._solve(reference_feat, query_feat, num_iter, trace)[0]
+                return_trace: bool = False) -> Tensor | tuple[Tensor, SolverTrace]:
+        """Optimized filters (B, C, H, W); with ``return_trace``, ``(filters, SolverTrace)``."""
+        return self._solve(reference_feat, query_feat, num_iter, return_trace)[0]
 
     def forward(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
-                trace: list[dict] | None = None) -> Tensor:
-        w, query_op = self._solve(reference_feat, query_feat, num_iter, trace)
+                return_trace: bool = False) -> Tensor | tuple[Tensor, SolverTrace]:
+        w, query_op = self._solve(reference_feat, query_feat, num_iter, return_trace)
+        if return_trace:
+            return query_op.apply(w[0]), w[1]
         return query_op.apply(w)
 
     def _same_size(self) -> bool:

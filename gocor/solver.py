@@ -19,6 +19,7 @@ derivative of <scores, apply(w)> wrt the operator's features.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import torch
@@ -52,6 +53,31 @@ class CorrelationOperator(Protocol):
 
     @property
     def partner_grid(self) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class SolverTrace:
+    """Per-step diagnostics of one solve, detached. Row i of the losses is the objective at the
+    filters before step i; the last row (index ``num_iter``) is at the returned filters."""
+
+    L_r: Tensor                         # (num_iter + 1, B) reference loss per image
+    L_q: Tensor                         # (num_iter + 1, B) query loss per image (0 without it)
+    reg: Tensor                         # (num_iter + 1, B) ½λ²‖w‖² per image
+    loss: Tensor                        # (num_iter + 1, B) their sum
+    alpha: Tensor                       # (num_iter, B, H·W) per filter, or (num_iter, B, 1) per image
+
+    @classmethod
+    def from_steps(cls, steps: list[dict]) -> "SolverTrace":
+        def stack(key: str) -> Tensor:
+            return torch.stack([s[key] for s in steps])
+        alphas = [s["alpha"] for s in steps if "alpha" in s]
+        ref = steps[0]["L_r"]
+        alpha = torch.stack(alphas) if alphas else ref.new_zeros(0, ref.shape[0], 1)
+        return cls(stack("L_r"), stack("L_q"), stack("reg"), stack("loss"), alpha)
+
+    @property
+    def num_iter(self) -> int:
+        return self.alpha.shape[0]
 
 
 def _per_filter(x: Tensor) -> Tensor:
@@ -88,13 +114,13 @@ class FilterOptimizer(nn.Module):
 
     def forward(self, w: Tensor, ref_op: CorrelationOperator,
                 query_op: CorrelationOperator | None = None, num_iter: int = 3,
-                trace: list[dict] | None = None) -> Tensor:
-        """Returns the optimized filters. If ``trace`` is a list, per-step diagnostics
-        (per-image L_r, L_q, reg, their sum, and α) are appended to it, detached."""
+                trace: bool = False) -> Tensor | tuple[Tensor, SolverTrace]:
+        """The optimized filters (B, C, H, W); with ``trace``, ``(filters, SolverTrace)``
+        (per-step per-image L_r, L_q, reg, their sum, and α, detached)."""
         use_prior = self.prior is not None
         if use_prior and query_op is None:
             raise ValueError("the query loss needs query features (query_op)")
-        if num_iter == 0 and trace is None:
+        if num_iter == 0 and not trace:
             return w
         y, v, m = self.labels_per_offset(ref_op, *w.shape[-2:], w.dtype)
         a, b = activation_slopes(m)
@@ -102,9 +128,11 @@ class FilterOptimizer(nn.Module):
         lam2 = self.reg_weight(ref_op, w.dtype)
         step = torch.exp(self.log_step_length).to(w.dtype)
         lq = make_query_loss(self.prior, query_op) if use_prior else None
-        problem = _Problem(ref_op, lq, num_iter, trace)
-        return _UnrolledDescent.apply(problem, w, ref_op.feat, vpos, vneg, neg_vy, lam2, step,
-                                      *(lq.tensors if use_prior else ()))
+        steps: list[dict] | None = [] if trace else None
+        problem = _Problem(ref_op, lq, num_iter, steps)
+        out = _UnrolledDescent.apply(problem, w, ref_op.feat, vpos, vneg, neg_vy, lam2, step,
+                                     *(lq.tensors if use_prior else ()))
+        return (out, SolverTrace.from_steps(steps)) if trace else out
 
     def objective(self, w: Tensor, ref_op: CorrelationOperator,
                   query_op: CorrelationOperator | None = None) -> dict[str, Tensor]:

@@ -18,11 +18,11 @@ def test_variants_exist_and_differ_only_in_the_correlation_layers():
     assert set(TABLE6) <= set(VARIANTS) and all(v.model in CONFIGS for v in VARIANTS.values())
     lr_only = Matcher(CONFIGS[VARIANTS["global_lr"].model])
     full = Matcher(CONFIGS[VARIANTS["global"].model])
-    assert lr_only.global_gocor.optimizer.prior is None and full.global_gocor.optimizer.prior is not None
+    assert lr_only.global_gocor.solver.prior is None and full.global_gocor.solver.prior is not None
     assert type(Matcher(CONFIGS[VARIANTS["init_zeros"].model]).global_gocor.initializer).__name__ == "ZerosInitializer"
     lq = Matcher(CONFIGS[VARIANTS["gocor_local_lq"].model])
-    assert all(m.optimizer.prior is not None for m in lq.local_gocor)
-    assert all(m.optimizer.prior is None for m in Matcher(CONFIGS["gocor"]).local_gocor)
+    assert all(m.solver.prior is not None for m in lq.local_gocor)
+    assert all(m.solver.prior is None for m in Matcher(CONFIGS["gocor"]).local_gocor)
     base = {k for k in Matcher(CONFIGS["corr"]).state_dict() if "gocor" not in k}
     assert base == {k for k in full.state_dict() if "gocor" not in k}
 

@@ -15,14 +15,14 @@ def linear_module(kind, query_loss=False, c=3):
                        prior_inter_dim=2, prior_output_dim=2)
     m = perturb(m.double(), seed=7)
     with torch.no_grad():
-        m.optimizer.labels.mask.fill_(40.0)
-        m.optimizer.log_step_length.zero_()
-        m.optimizer.filter_reg.fill_(2.0 if kind == "local" else 0.5)
+        m.solver.labels.mask.fill_(40.0)
+        m.solver.log_step_length.zero_()
+        m.solver.filter_reg.fill_(2.0 if kind == "local" else 0.5)
     return m
 
 
 def objective(module, ref, query, w):
-    return module.optimizer.objective(w, module.operator(ref), module.operator(query))["loss"].sum()
+    return module.solver.objective(w, module.operator(ref), module.operator(query))["loss"].sum()
 
 
 def closed_form(module, ref, query):
@@ -44,9 +44,8 @@ def test_steps_reach_closed_form(kind, query_loss):
     ref = torch.randn(1, 3, 3, 3, dtype=torch.float64)
     query = torch.randn(1, 3, 3, 3, dtype=torch.float64)
     w_star = closed_form(m, ref, query)
-    trace = []
-    w = m.filters(ref, query, num_iter=300, trace=trace)
-    losses = torch.stack([t["loss"].sum() for t in trace])
+    w, trace = m.filters(ref, query, num_iter=300, return_trace=True)
+    losses = trace.loss.sum(1)
     assert (losses[1:] <= losses[:-1] + 1e-12).all(), "a step raised the quadratic objective"
     assert losses[1] < losses[0]
     # α = ‖g‖² / max(den, 1e-8) (as in the paper's code): once den < 1e-8 (‖g‖ ~ 1e-5 here)
@@ -64,7 +63,7 @@ def test_exact_step_is_line_search_minimum(kind, query_loss):
     base = objective(m, ref, query, m.filters(ref, query, num_iter=1))
     for gamma in (0.05, -0.05):
         with torch.no_grad():
-            m.optimizer.log_step_length.fill_(gamma)
+            m.solver.log_step_length.fill_(gamma)
         assert objective(m, ref, query, m.filters(ref, query, num_iter=1)) > base
 
 
@@ -74,11 +73,11 @@ def test_descent_on_robust_objective(kind, query_loss):
     torch.manual_seed(2)
     m = (GlobalGOCor(4, query_loss=query_loss) if kind == "global" else LocalGOCor(4)).double()
     ref, query = torch.randn(2, 1, 4, 5, 5, dtype=torch.float64)
-    trace = []
-    m(ref, query, num_iter=3, trace=trace)
-    losses = [t["loss"].item() for t in trace]
+    _, trace = m(ref, query, num_iter=3, return_trace=True)
+    losses = trace.loss[:, 0].tolist()
     assert losses[-1] < losses[0]
-    assert set(trace[0]) == {"step", "L_r", "L_q", "reg", "loss", "alpha"}
+    assert trace.loss.shape == (4, 1) and trace.alpha.shape == ((3, 1, 1) if m.solver.prior is not None else (3, 1, 25))
+    assert torch.equal(trace.loss, trace.L_r + trace.L_q + trace.reg)
 
 
 @pytest.mark.parametrize("kind,query_loss", CASES)
@@ -114,7 +113,8 @@ def test_trace_does_not_change_result():
     torch.manual_seed(5)
     m = GlobalGOCor(4).double()
     ref, query = torch.randn(2, 2, 4, 4, 4, dtype=torch.float64)
-    assert torch.equal(m(ref, query), m(ref, query, trace=[]))
+    volume, trace = m(ref, query, return_trace=True)
+    assert torch.equal(m(ref, query), volume) and trace.num_iter == 3
 
 
 @pytest.mark.parametrize("kind,query_loss", CASES)
@@ -138,11 +138,10 @@ def test_zero_steps_with_trace_passes_the_initial_filters_through():
     m = GlobalGOCor(4).double()
     ref = torch.randn(1, 4, 3, 3, dtype=torch.float64, requires_grad=True)
     query = torch.randn(1, 4, 3, 3, dtype=torch.float64)
-    trace = []
-    out = m(ref, query, num_iter=0, trace=trace)
-    assert len(trace) == 1 and "alpha" not in trace[0]
+    out, trace = m(ref, query, num_iter=0, return_trace=True)
+    assert trace.loss.shape == (1, 1) and trace.alpha.shape[0] == 0
     assert torch.equal(out, m(ref, query, num_iter=0))
-    assert torch.autograd.gradcheck(lambda r: m(r, query, num_iter=0, trace=[]), (ref,))
+    assert torch.autograd.gradcheck(lambda r: m(r, query, num_iter=0, return_trace=True)[0], (ref,))
 
 
 def test_memory_kept_for_backward_is_visible_and_grows_with_steps():

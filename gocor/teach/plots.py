@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..solver import SolverTrace
+
 VOLUME_CMAP = "magma"
 
 
@@ -74,10 +76,12 @@ def seed_bars(ax, summary: dict[str, dict[str, tuple[float, float]]], key: str, 
     ax.set_title(f"{key}: mean ± std over seeds (dots: seeds)")
 
 
-def convergence(ax, traces: dict[str, list[dict]], key: str = "loss") -> None:
-    """Objective per solver step for several runs (one line each, image 0)."""
+def convergence(ax, traces: dict[str, SolverTrace], key: str = "loss") -> None:
+    """Objective per solver step for several runs (one line each, image 0); ``traces`` are the
+    records ``module.filters(..., return_trace=True)`` returns."""
     for name, trace in traces.items():
-        ax.plot([t["step"] for t in trace], [float(t[key][0]) for t in trace], "o-", label=name)
+        values = getattr(trace, key)[:, 0].tolist()
+        ax.plot(range(len(values)), values, "o-", label=name)
     ax.set_xlabel("steepest-descent step")
     ax.set_ylabel(key)
     ax.set_yscale("log")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ...module import GlobalGOCor, LocalGOCor
+from ...module import gocor_modules
 from .checkpoint import load_matcher
 from ..data.pairs import PairConfig, held_out_split
 from .evaluate import evaluate
@@ -26,14 +26,10 @@ STEPS_SPLITS = ("standard", "dynamic", "near_repetitive")
 DISTANCES = tuple(round(0.1 * i, 1) for i in range(46))        # 0 .. 4.5, the bins' range
 
 
-def _gocor_modules(model: torch.nn.Module) -> dict[str, GlobalGOCor | LocalGOCor]:
-    return {name: m for name, m in model.named_modules() if isinstance(m, (GlobalGOCor, LocalGOCor))}
-
-
 @contextlib.contextmanager
 def solver_steps(model: torch.nn.Module, n: int):
     """Run every GOCor module of ``model`` with ``n`` solver steps inside the block."""
-    modules = _gocor_modules(model)
+    modules = gocor_modules(model)
     saved = {name: m.config for name, m in modules.items()}
     try:
         for m in modules.values():
@@ -61,18 +57,16 @@ def steps_curve(model: Matcher, splits: tuple[str, ...] = STEPS_SPLITS,
     return out
 
 
-@torch.no_grad()
 def learned_objective(model: torch.nn.Module) -> dict[str, dict]:
     """{module name: {"y", "v_plus", "m": values on :data:`DISTANCES` (in cells of the module's
-    grid), "step_length", "filter_reg"}} for every GOCor module of ``model``."""
+    grid), "step_length", "filter_reg"}} for every GOCor module of ``model`` (see
+    :meth:`gocor.module.GlobalGOCor.learned_objective`). "filter_reg" is |θ_λ|; the solver uses
+    λ = max(|θ_λ|, min_filter_reg)."""
     out = {}
-    dist = torch.tensor(DISTANCES)
-    for name, m in _gocor_modules(model).items():
-        opt = m.optimizer
-        y, v, mask = opt.labels(dist.to(opt.labels.label.dtype))
-        out[name] = {"y": y.tolist(), "v_plus": v.tolist(), "m": mask.tolist(),
-                     "step_length": torch.exp(opt.log_step_length).item(),
-                     "filter_reg": opt.filter_reg.abs().item()}
+    for name, m in gocor_modules(model).items():
+        obj = m.learned_objective(torch.tensor(DISTANCES))
+        out[name] = {"y": obj.y.tolist(), "v_plus": obj.v_plus.tolist(), "m": obj.m.tolist(),
+                     "step_length": obj.step_length, "filter_reg": abs(obj.filter_reg)}
     return out
 
 
@@ -104,7 +98,7 @@ def analyze(out: str | Path, steps_variant: str = "gocor", device: str | None = 
                     "steps": list(steps), "runs": {n: steps_curve(models[n], splits, steps) for n in stepped}}
             (out / "steps.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
         result["steps"] = data
-    with_gocor = [n for n, m in models.items() if _gocor_modules(m)]
+    with_gocor = [n for n, m in models.items() if gocor_modules(m)]
     data = _cached(out / "objectives.json", with_gocor)
     if data is None:
         data = {"distances": list(DISTANCES), "runs": {n: learned_objective(models[n]) for n in with_gocor}}

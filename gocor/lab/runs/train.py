@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ...module import GlobalGOCor, LocalGOCor
+from ...module import gocor_modules
 from . import checkpoint
 from ..data.pairs import PairConfig, make_batch
 from .evaluate import evaluate
@@ -34,7 +34,7 @@ class TrainConfig:
     val_pairs: int = 32
     ckpt_every: int = 100
     image_size: int = 64
-    objective_lr_scale: float = 10.0    # GOCor's objective parameters: this × lr, no weight decay
+    objective_lr_scale: float = 10.0    # GOCor's objective parameters: this × lr, no weight decay (0: frozen)
     facade_share: float = 0.0           # share of each batch drawn from near-repetitive facades
     dynamic: float = 0.0                # probability that a mixed pair has an independently moving object
     pool_size: int = 96                 # distinct training pairs (made once, shared by all runs)
@@ -61,8 +61,7 @@ PROFILES = {
 
 def objective_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     """The learned objectives' parameters of every GOCor module inside ``model``."""
-    return [p for m in model.modules() if isinstance(m, (GlobalGOCor, LocalGOCor))
-            for p in m.objective_parameters()]
+    return [p for m in gocor_modules(model).values() for p in m.objective_parameters()]
 
 
 def param_groups(model: torch.nn.Module, fast: list[torch.nn.Parameter], lr: float, scale: float) -> list[dict]:
@@ -93,6 +92,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
     ckpt_path = out_dir / "last.pt"
     torch.manual_seed(cfg.seed)
     model = Matcher(replace(CONFIGS[cfg.model], image_size=cfg.image_size)).to(device)
+    if cfg.objective_lr_scale == 0.0:
+        # a frozen objective (the gocor_frozen variant): one way to freeze, the layer's own; the
+        # same parameters as AdamW at lr 0 (measured bit-identical), without their gradients
+        for m in gocor_modules(model).values():
+            m.freeze_objective()
     opt = torch.optim.AdamW(param_groups(model, objective_parameters(model), cfg.lr, cfg.objective_lr_scale),
                             lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)

@@ -76,7 +76,7 @@ class VolumeModel(nn.Module):
         self.gocor = GlobalGOCor(cfg.channels, num_iter=cfg.gocor_steps) if cfg.layer != "corr" else None
         self.log_beta = nn.Parameter(torch.tensor(2.3))          # softmax temperature, learned
         if cfg.layer == "gocor_frozen":
-            self.gocor.optimizer.requires_grad_(False)
+            self.gocor.freeze_objective()
 
     def forward(self, source: Tensor, target: Tensor) -> Tensor:
         ref, query = self.head(target), self.head(source)
@@ -108,7 +108,7 @@ def objective_state(model: VolumeModel) -> dict[str, list[float]] | None:
     """The learned objective's parameters, as lists (None for the correlation layer)."""
     if model.gocor is None:
         return None
-    opt = model.gocor.optimizer
+    opt = model.gocor.solver                # the raw parameters (θ_λ signed, as stored)
     return {"label": opt.labels.label.tolist(), "weight": opt.labels.weight.tolist(),
             "mask": opt.labels.mask.tolist(), "filter_reg": opt.filter_reg.item(),
             "step_length": opt.log_step_length.exp().item()}
