@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gocor.lab.runs import checkpoint  # noqa: E402
-from gocor.lab.runs.ablate import TABLE6  # noqa: E402
+from gocor.lab.runs.variants import TABLE6  # noqa: E402
 from gocor.lab.runs.analysis import analyze  # noqa: E402
 
 

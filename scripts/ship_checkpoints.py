@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from gocor.lab.runs import checkpoint  # noqa: E402
-from gocor.lab.data.pairs import HELD_OUT_SPLITS  # noqa: E402
+from gocor.lab.data.splits import HELD_OUT_SPLITS  # noqa: E402
 from gocor.lab.device import default_device  # noqa: E402
 from gocor.lab.runs.evaluate import evaluate_checkpoint  # noqa: E402
 

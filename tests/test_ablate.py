@@ -7,9 +7,10 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
-from gocor.lab.runs.ablate import TABLE6, VARIANTS, ablate, run_variant
+from gocor.lab.runs.ablate import ablate, run_variant
+from gocor.lab.runs.variants import TABLE6, VARIANTS
 from gocor.lab.runs.report import metrics_table
-from gocor.lab.data.pairs import HELD_OUT_SPLITS
+from gocor.lab.data.splits import HELD_OUT_SPLITS
 from gocor.lab.models.matcher import CONFIGS, Matcher
 from gocor.lab.runs.train import PROFILES, train
 
@@ -74,7 +75,7 @@ def test_capacity_matched_control_adds_about_gocors_parameters_and_starts_as_cor
 
 
 def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
-    from gocor.lab.runs.train import objective_parameters
+    from gocor.lab.models.parameters import objective_parameters
     result = run_variant("gocor_frozen", 0, "tiny", tmp_path, device="cpu", progress=False)
     assert result["train_config"]["objective_lr_scale"] == 0.0
     trained = Matcher(CONFIGS["gocor"])

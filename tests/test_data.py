@@ -5,8 +5,9 @@ import sys
 import pytest
 import torch
 
-from gocor.lab.data.pairs import (IMAGES, TEST_IMAGES, TEXTURES, PairConfig, load_image, make_batch, make_pair,
-                            held_out_split, texture)
+from gocor.lab.data.images import IMAGES, TEST_IMAGES, TEXTURES, load_image, texture
+from gocor.lab.data.pairs import PairConfig, make_pair
+from gocor.lab.data.splits import held_out_split, make_batch
 from gocor.lab.data.flow import warp
 
 
@@ -50,7 +51,7 @@ def test_batches_are_pure_functions_of_their_indices():
 
 DIGEST = """
 import hashlib
-from gocor.lab.data.pairs import held_out_split
+from gocor.lab.data.splits import held_out_split
 
 def digest(split):
     d = held_out_split(split)

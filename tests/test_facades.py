@@ -1,8 +1,8 @@
 """Near-repetitive facades, the coarse metrics and the minimal volume experiment."""
 import torch
 
-from gocor.lab.data.pairs import held_out_split
-from gocor.lab.runs.evaluate import coarse_metrics, coarse_truth
+from gocor.lab.data.splits import held_out_split
+from gocor.lab.runs.metrics import coarse_metrics, coarse_truth
 from gocor.lab.data.facades import FacadeConfig, make_facade_pair
 from gocor.lab.data.flow import warp
 

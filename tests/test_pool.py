@@ -1,6 +1,7 @@
 import torch
 
-from gocor.lab.data.pairs import PairConfig, make_batch
+from gocor.lab.data.pairs import PairConfig
+from gocor.lab.data.splits import make_batch
 from gocor.lab.data.pool import PoolConfig, load_pool, make_pool, pool_batch
 
 

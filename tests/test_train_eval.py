@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from gocor.lab.runs.checkpoint import CheckpointError, load_matcher, save
-from gocor.lab.runs.evaluate import evaluate, evaluate_checkpoint, flow_metrics, load_pairs
+from gocor.lab.runs.checkpoint import CheckpointError, save
+from gocor.lab.runs.evaluate import load_matcher
+from gocor.lab.runs.evaluate import evaluate, evaluate_checkpoint, load_pairs
+from gocor.lab.runs.metrics import flow_metrics
 from gocor.lab.models.matcher import CONFIGS, Matcher
 from gocor.lab.runs.train import PROFILES, train
 
@@ -108,7 +110,7 @@ def test_checkpoint_errors_name_the_file(tmp_path, tiny_run):
 
 
 def test_evaluate_on_a_pairs_file(tmp_path, tiny_run):
-    from gocor.lab.data.pairs import held_out_split
+    from gocor.lab.data.splits import held_out_split
     d = held_out_split("standard", n=3)
     to_u8 = lambda t: (t.permute(0, 2, 3, 1) * 255).round().byte().numpy()
     up = torch.nn.functional.interpolate
@@ -180,7 +182,8 @@ def test_bad_pairs_files_get_clear_errors(tmp_path, tiny_run):
 @pytest.mark.parametrize("size", [96, 128])
 def test_matcher_trains_and_evaluates_at_other_sizes(tmp_path, size):
     """The global level's grid is derived from the training size (size // 8 cells a side)."""
-    from gocor.lab.data.pairs import PairConfig, make_batch
+    from gocor.lab.data.pairs import PairConfig
+    from gocor.lab.data.splits import make_batch
     cfg = replace(TINY, model="gocor", image_size=size, steps=2, val_every=2, ckpt_every=2)
     train(cfg, tmp_path, device="cpu", progress=False)
     model, _ = load_matcher(tmp_path / "last.pt", "cpu")
@@ -203,7 +206,7 @@ def test_evaluate_split_matches_function(tiny_run):
 
 def test_objective_parameters_get_their_own_learning_rate(tmp_path):
     """GOCor's O(1) objective parameters learn at objective_lr_scale × lr, without weight decay."""
-    from gocor.lab.runs.train import objective_parameters, param_groups
+    from gocor.lab.models.parameters import objective_parameters, param_groups
     model = Matcher(CONFIGS["gocor"])
     fast = objective_parameters(model)
     assert len(fast) == 7 + 2 * 5                  # global: labels (3), λ, step, prior (2); two locals

@@ -77,7 +77,7 @@ def _assignments(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..lab.data.pairs import HELD_OUT_SPLITS
+    from ..lab.data.splits import HELD_OUT_SPLITS
     from ..lab.models.matcher import CONFIGS
     from ..lab.runs.train import PROFILES
     parser = argparse.ArgumentParser(prog="python -m gocor", description=__doc__)
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device")
     p.set_defaults(fn=_volume_experiment)
 
-    from ..lab.runs.ablate import TABLE6, VARIANTS
+    from ..lab.runs.variants import TABLE6, VARIANTS
     p = sub.add_parser("ablate", help="train every ablation variant over seeds (cached, resumable) and tabulate")
     p.add_argument("--list", action="store_true", help="print the variants and exit")
     p.add_argument("--only", nargs="+", default=list(TABLE6), choices=list(VARIANTS), metavar="VARIANT",

@@ -7,7 +7,7 @@ least ~3 cells of a 16×16 global level (24–40 px of a 128 px image) and the w
 one period, so that a unique true match exists and a copy one period away is always a plausible
 wrong one. The pair knows its period, so the evaluation can tell a copy from other errors.
 
-Flow convention: :mod:`gocor.lab.flow`.
+Flow convention: :mod:`gocor.lab.data.flow`.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .flow import pixel_grid, remap
+from .sampling import corners, inside, pixel_points, uniform
 
 
 @dataclass(frozen=True)
@@ -32,33 +33,29 @@ class FacadeConfig:
     noise: float = 0.02
 
 
-def _u(gen: torch.Generator, *shape) -> Tensor:
-    return torch.rand(shape, generator=gen)
-
-
 def facade(cfg: FacadeConfig, side: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """A facade (3, side, side) in [0, 1] and its lattice period (2,) = (px, py) in pixels."""
     lo, hi = cfg.period
-    period = cfg.size * (lo + (hi - lo) * _u(gen, 2))                     # (px, py)
-    offset = period * _u(gen, 2)
+    period = cfg.size * (lo + (hi - lo) * uniform(gen, 2))                  # (px, py)
+    offset = period * uniform(gen, 2)
     xy = pixel_grid(side, side)                                            # (2, side, side)
     cell = torch.floor((xy - offset.view(2, 1, 1)) / period.view(2, 1, 1))
     local = (xy - offset.view(2, 1, 1)) / period.view(2, 1, 1) - cell     # in [0, 1) inside a cell
     n = int(side / period.min().item()) + 3
     idx = ((cell[1] + 1).clamp(0, n - 1) * n + (cell[0] + 1).clamp(0, n - 1)).long()
 
-    wall, frame, pane, curtain = (_u(gen, 3, 1, 1) for _ in range(4))
+    wall, frame, pane, curtain = (uniform(gen, 3, 1, 1) for _ in range(4))
     pane = 0.35 * pane                                                     # panes darker than walls
-    fw, fh = 0.55 + 0.15 * _u(gen), 0.55 + 0.2 * _u(gen)                   # window size in the cell
+    fw, fh = 0.55 + 0.15 * uniform(gen), 0.55 + 0.2 * uniform(gen)             # window size in the cell
     # small per-element differences
-    bright = 1.0 + 0.08 * (2 * _u(gen, n * n) - 1)
-    tint = 0.06 * (2 * _u(gen, 3, n * n) - 1)
-    curtain_level = 0.2 + 0.6 * _u(gen, n * n)
+    bright = 1.0 + 0.08 * (2 * uniform(gen, n * n) - 1)
+    tint = 0.06 * (2 * uniform(gen, 3, n * n) - 1)
+    curtain_level = 0.2 + 0.6 * uniform(gen, n * n)
     # a few distinctive elements: bricked up (wall), lit (bright pane), odd colour
     kinds = torch.zeros(n * n, dtype=torch.long)
     for _ in range(cfg.distinct):
-        kinds[int(_u(gen).item() * n * n)] = 1 + int(_u(gen).item() * 3)
-    odd = _u(gen, 3, 1, 1)
+        kinds[int(uniform(gen).item() * n * n)] = 1 + int(uniform(gen).item() * 3)
+    odd = uniform(gen, 3, 1, 1)
 
     u, v = local[0], local[1]
     bx, by = (1 - fw) / 2, (1 - fh) / 2
@@ -78,7 +75,7 @@ def facade(cfg: FacadeConfig, side: int, gen: torch.Generator) -> tuple[Tensor, 
     img = torch.where(in_curtain & ~bars & (k != 2), 0.5 * curtain + 0.5 * pane_col, img)
     img = torch.where((k == 1) & in_frame, wall * 0.9, img)                # bricked up
     img = img * bright[idx]
-    shading = F.interpolate(_u(gen, 1, 1, 4, 4), size=(side, side), mode="bicubic", align_corners=True)[0]
+    shading = F.interpolate(uniform(gen, 1, 1, 4, 4), size=(side, side), mode="bicubic", align_corners=True)[0]
     img = img * (0.8 + 0.35 * shading) + cfg.noise * torch.randn(img.shape, generator=gen)
     return img.clamp(0, 1), period
 
@@ -91,12 +88,12 @@ def make_facade_pair(seed: int, cfg: FacadeConfig = FacadeConfig()) -> dict[str,
     pad = int(cfg.size * cfg.period[1] * cfg.shift) + int(cfg.homography * s) + 2
     scene, period = facade(cfg, s + 2 * pad, gen)
     source = scene[:, pad:pad + s, pad:pad + s].contiguous()
-    grid = pixel_grid(s, s).flatten(1).t()[None]                           # (1, N, 2)
-    corners = torch.tensor([[[0, 0], [s - 1, 0], [s - 1, s - 1], [0, s - 1]]], dtype=torch.float32)
-    moved = corners + cfg.homography * s * (2 * _u(gen, 1, 4, 2) - 1)
-    coords = KL.transform_points(KT.get_perspective_transform(corners, moved), grid).view(s, s, 2)
-    coords = coords + cfg.shift * period * (2 * _u(gen, 2) - 1)            # up to one period
+    grid = pixel_points(s)                                                 # (1, N, 2)
+    square = corners(s)
+    moved = square + cfg.homography * s * (2 * uniform(gen, 1, 4, 2) - 1)
+    coords = KL.transform_points(KT.get_perspective_transform(square, moved), grid).view(s, s, 2)
+    coords = coords + cfg.shift * period * (2 * uniform(gen, 2) - 1)         # up to one period
     target = remap(scene[None], (coords + pad)[None])[0]                   # content everywhere
     flow = (coords - grid.view(s, s, 2)).permute(2, 0, 1).contiguous()
-    mask = (coords[..., 0] >= 0) & (coords[..., 0] <= s - 1) & (coords[..., 1] >= 0) & (coords[..., 1] <= s - 1)
+    mask = inside(coords, s)
     return {"source": source, "target": target, "flow": flow, "mask": mask, "period": period}

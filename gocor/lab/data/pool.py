@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .pairs import PairConfig, facade_batch, make_batch
+from ..files import torch_save
 from .facades import FacadeConfig
+from .pairs import PairConfig
+from .splits import facade_batch, make_batch
 
 _CHUNK = 256            # pairs made per call (bounds the float32 working memory)
 
@@ -89,10 +91,7 @@ def load_pool(cfg: PoolConfig, cache_dir: str | Path | None = None) -> dict[str,
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=True)
     pool = _in_memory(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(pool, tmp)
-    tmp.replace(path)
+    torch_save(pool, path)
     return pool
 
 

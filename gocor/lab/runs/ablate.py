@@ -5,47 +5,27 @@ Each finished run is cached (``OUT/<variant>-seed<S>/result.json``: skipped when
 interrupted one resumes from its last checkpoint (training is a pure function of the config and
 the step, so the result equals an uninterrupted run). One table over all runs at the end.
 
-The training pairs are made once (``OUT/pairs/``) and shared by every run. Variants (the paper's
-Table 6, the initializers, learned vs frozen objective and the capacity-matched control):
+The training pairs are made once (``OUT/pairs/``) and shared by every run. The variants (the
+paper's Table 6, the initializers, learned vs frozen objective and the capacity-matched control)
+are :data:`gocor.lab.runs.variants.VARIANTS` (``python -m gocor ablate --list``).
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..data.pairs import HELD_OUT_SPLITS
+from ..data.splits import HELD_OUT_SPLITS
 from ..device import default_device
+from ..files import read_json, write_json
 from .evaluate import evaluate_checkpoint
 from .train import PROFILES, train
+from .variants import TABLE6, VARIANTS
 
 
-@dataclass(frozen=True)
-class Variant:
-    model: str                          # a key of gocor.lab.matcher.CONFIGS
-    description: str
-    train: dict = field(default_factory=dict)      # TrainConfig fields that differ from the profile
-
-
-VARIANTS = {
-    "corr": Variant("corr", "correlation at every level"),
-    "global_lr": Variant("gocor_global_lr", "global GOCor, reference loss only; local correlation"),
-    "global": Variant("gocor_global", "global GOCor (L_r + L_q); local correlation"),
-    "gocor": Variant("gocor", "global GOCor (L_r + L_q) and local GOCor"),
-    "gocor_local_lq": Variant("gocor_local_lq", "gocor with the local query loss (supplement)"),
-    "init_zeros": Variant("gocor_global_init_zeros", "global GOCor, zeros initializer"),
-    "init_simple": Variant("gocor_global_init_simple", "global GOCor, simple initializer"),
-    "init_context": Variant("gocor_global_init_context", "global GOCor, context-aware initializer"),
-    "gocor_frozen": Variant("gocor", "gocor with its objective (y, v+, m, λ, step, prior) frozen at init",
-                            {"objective_lr_scale": 0.0}),
-    "corr_post": Variant("corr_post", "correlation + a learned 4D post-processing of GOCor's parameter count"),
-}
-TABLE6 = ("corr", "global_lr", "global", "gocor")
-__doc__ += "\n".join(f"    {name:15s} {v.description}" for name, v in VARIANTS.items()) + "\n"
 
 
 def _commit() -> str:
@@ -62,7 +42,7 @@ def run_variant(variant: str, seed: int, profile: str, out: str | Path, device: 
     run_dir = Path(out) / f"{variant}-seed{seed}"
     result_path = run_dir / "result.json"
     if result_path.exists():
-        return json.loads(result_path.read_text())
+        return read_json(result_path)
     cfg = replace(PROFILES[profile], model=VARIANTS[variant].model, seed=seed, **VARIANTS[variant].train)
     commit = _commit()                  # the code the run starts with
     summary = train(cfg, run_dir, resume=True, device=device, progress=progress, pool_cache=Path(out) / "pairs")
@@ -71,7 +51,7 @@ def run_variant(variant: str, seed: int, profile: str, out: str | Path, device: 
               "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
               "history": summary["history"], "wall_time_s": round(summary["wall_time"], 1),
               "device": str(default_device(device)), "commit": commit}
-    result_path.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    write_json(result_path, result)
     return result
 
 

@@ -10,16 +10,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import torch
 
 from ...module import gocor_modules
-from .checkpoint import load_matcher
-from ..data.pairs import PairConfig, held_out_split
-from .evaluate import evaluate
+from ..data.pairs import PairConfig
+from ..data.splits import held_out_split
+from ..files import read_json, write_json
 from ..models.matcher import Matcher
+from .evaluate import evaluate, load_matcher
 
 STEPS = tuple(range(8))
 STEPS_SPLITS = ("standard", "dynamic", "near_repetitive")
@@ -73,7 +73,7 @@ def learned_objective(model: torch.nn.Module) -> dict[str, dict]:
 def _cached(path: Path, names: list[str]) -> dict | None:
     """The JSON at ``path`` if it covers exactly the runs ``names``."""
     if path.exists():
-        data = json.loads(path.read_text())
+        data = read_json(path)
         if sorted(data["runs"]) == sorted(names):
             return data
     return None
@@ -96,12 +96,12 @@ def analyze(out: str | Path, steps_variant: str = "gocor", device: str | None = 
         if data is None:
             data = {"variant": steps_variant, "trained_steps": models[stepped[0]].config.gocor_steps,
                     "steps": list(steps), "runs": {n: steps_curve(models[n], splits, steps) for n in stepped}}
-            (out / "steps.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+            write_json(out / "steps.json", data)
         result["steps"] = data
     with_gocor = [n for n, m in models.items() if gocor_modules(m)]
     data = _cached(out / "objectives.json", with_gocor)
     if data is None:
         data = {"distances": list(DISTANCES), "runs": {n: learned_objective(models[n]) for n in with_gocor}}
-        (out / "objectives.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+        write_json(out / "objectives.json", data)
     result["objectives"] = data
     return result

@@ -13,8 +13,8 @@ import json
 import statistics
 from pathlib import Path
 
-from .ablate import TABLE6, VARIANTS
 from .stats import Interval, paired_difference
+from .variants import TABLE6, VARIANTS
 
 # Table 6 of the paper (GLU-Net trained on dynamic scenes): KITTI-2015 AEPE, HPatches PCK-5 (%)
 PAPER_TABLE6 = {"corr": {"kitti15_aepe": 8.93, "hpatches_pck5": 69.22},
@@ -23,8 +23,6 @@ PAPER_TABLE6 = {"corr": {"kitti15_aepe": 8.93, "hpatches_pck5": 69.22},
                 "gocor": {"kitti15_aepe": 7.10, "hpatches_pck5": 78.30}}
 # the supplement: local GOCor without / with the local query loss, KITTI-2012 / 2015 AEPE
 PAPER_LOCAL_LQ = {"gocor": (4.02, 9.92), "gocor_local_lq": (4.24, 10.20)}
-# the authors on the number of steps: TSS PCK trained with 3 steps, evaluated with 3 / 7
-PAPER_STEPS = {3: 83.4, 7: 83.1}
 
 LOWER_IS_BETTER = {"aepe", "f1", "copy_rate"}
 

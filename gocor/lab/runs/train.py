@@ -14,12 +14,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ...module import gocor_modules
-from . import checkpoint
-from ..data.pairs import PairConfig, make_batch
-from .evaluate import evaluate
+from ..data.pairs import PairConfig
+from ..data.pool import PoolConfig, load_pool, pool_batch
+from ..data.splits import make_batch
 from ..device import default_device
 from ..models.matcher import CONFIGS, Matcher, multiscale_loss
-from ..data.pool import PoolConfig, load_pool, pool_batch
+from ..models.parameters import objective_parameters, param_groups
+from . import checkpoint
+from .evaluate import evaluate
 
 
 @dataclass(frozen=True)
@@ -57,20 +59,6 @@ PROFILES = {
     # tests
     "tiny": TrainConfig(steps=6, batch_size=2, val_every=3, val_pairs=2, ckpt_every=2, pool_size=12),
 }
-
-
-def objective_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """The learned objectives' parameters of every GOCor module inside ``model``."""
-    return [p for m in gocor_modules(model).values() for p in m.objective_parameters()]
-
-
-def param_groups(model: torch.nn.Module, fast: list[torch.nn.Parameter], lr: float, scale: float) -> list[dict]:
-    """Two optimizer groups: the ``fast`` parameters at ``scale`` × lr without weight decay, the
-    rest at lr. Adam moves a parameter by about lr per step whatever its gradient's size, so O(1)
-    scalars such as GOCor's label, weight and mask bins barely move at a network's lr."""
-    ids = {id(p) for p in fast}
-    return [{"params": [p for p in model.parameters() if id(p) not in ids]},
-            {"params": [p for p in fast if p.requires_grad], "lr": scale * lr, "weight_decay": 0.0}]
 
 
 def training_batch(cfg: TrainConfig, step: int, pool: dict[str, torch.Tensor] | None = None,

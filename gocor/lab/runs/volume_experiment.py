@@ -1,7 +1,7 @@
 """The minimal learning experiment behind the paper's claim, in CPU seconds.
 
 A small feature head (3 strided convs, 1/8 resolution) is trained end to end through one global
-layer on near-repetitive facade pairs (:mod:`gocor.lab.facades`), with a loss on the global
+layer on near-repetitive facade pairs (:mod:`gocor.lab.data.facades`), with a loss on the global
 volume alone: cross-entropy of softmax(β · volume) over query cells against the true cell.
 The layer is the only thing that changes between variants:
 
@@ -28,12 +28,12 @@ from torch import Tensor
 
 from ...correlation import global_correlation
 from ...module import GlobalGOCor
-from . import checkpoint
+from ..data.splits import facade_batch, held_out_split
+from ..device import batched, default_device
 from ..models.channels import normalize_channels
-from ..data.pairs import facade_batch, held_out_split
-from ..device import default_device
-from .evaluate import batched, coarse_metrics, coarse_truth
-from .train import param_groups
+from ..models.parameters import param_groups
+from . import checkpoint
+from .metrics import coarse_metrics, coarse_truth
 
 Layer = Literal["corr", "gocor", "gocor_frozen"]
 LAYERS: tuple[Layer, ...] = ("corr", "gocor", "gocor_frozen")
