@@ -25,13 +25,50 @@ def test_reproduce_runs_the_ablation_then_the_notebooks_on_it(tmp_path, monkeypa
     monkeypatch.setattr(rp, "NOTEBOOKS", books)
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     out = tmp_path / "build"
-    rows = rp.reproduce(out, profile="tiny", variants=("corr",), seeds=1)
+    rows = rp.reproduce(out, profile="tiny", variants=("corr",), seeds=(0,), all_runs=True)
     assert [r["notebook"] for r in rows] == ["05_a.ipynb", "06_b.ipynb"] and rows[0]["checked"] == ["1"]
     assert calls["05_a.ipynb"] == {} and calls["06_b.ipynb"] == {"RESULTS": str((out / "ablation").resolve())}
     result = json.loads((out / "ablation" / "corr-seed0" / "result.json").read_text())
     assert result["profile"] == "tiny" and (out / "ablation" / "objectives.json").exists()
     summary = (out / "summary.md").read_text()
-    assert "against the shipped one" in summary and "| `corr` | standard aepe |" in summary
+    assert "against the shipped ones" in summary and "| `corr` | standard aepe |" in summary
+    assert "not shipped" in summary                  # no shipped run of the tiny profile to check against
     stamp = (out / "ablation" / "corr-seed0" / "result.json").stat().st_mtime_ns
-    rp.reproduce(out, profile="tiny", variants=("corr",), seeds=1)          # resumable: nothing retrained
+    rp.reproduce(out, profile="tiny", variants=("corr",), seeds=(0,), all_runs=True)   # resumable: nothing retrained
     assert (out / "ablation" / "corr-seed0" / "result.json").stat().st_mtime_ns == stamp
+
+
+def _run(variant, seed, aepe, profile="quick", wall=100.0):
+    return {"variant": variant, "seed": seed, "profile": profile, "wall_time_s": wall,
+            "metrics": {"standard": {"aepe": aepe, "pck5": 0.9}}}
+
+
+def test_seed_check_compares_run_by_run():
+    shipped = [_run("corr", 0, 3.0), _run("corr", 1, 2.0), _run("gocor", 0, 2.5)]
+    text, worst = rp.seed_check([_run("corr", 0, 3.0 + 3e-5)], shipped)
+    assert text.startswith("**Reproduced**") and abs(worst - 1e-5) < 1e-9
+    text, worst = rp.seed_check([_run("gocor", 0, 2.6), _run("init_zeros", 0, 1.0)], shipped)
+    assert text.startswith("**Not reproduced") and abs(worst - 0.04) < 1e-9 and "not shipped" in text
+
+
+def test_estimate_from_shipped_wall_times(tmp_path):
+    shipped = [_run("corr", s, 3.0, wall=w) for s, w in ((0, 90.0), (1, 100.0), (2, 700.0))]
+    shipped.append(_run("gocor", 0, 2.0, wall=260.0))
+    est = rp.estimate_s([("corr", 0), ("gocor", 0)], tmp_path, "quick", shipped)
+    from gocor.lab.runs.train import PROFILES
+    pool = rp.POOL_S_PER_PAIR * PROFILES["quick"].pool_size
+    assert est == 100.0 + 260.0 + 2 * rp.EVALUATE_S_PER_RUN + pool + rp.NOTEBOOKS_S     # medians, not means
+    (tmp_path / "pairs").mkdir()
+    (tmp_path / "corr-seed0").mkdir()
+    (tmp_path / "corr-seed0" / "result.json").write_text("{}")                        # finished: free
+    assert rp.estimate_s([("corr", 0), ("gocor", 0)], tmp_path, "quick", shipped) == 260.0 + rp.EVALUATE_S_PER_RUN + rp.NOTEBOOKS_S
+    assert rp.estimate_s([("corr", 0)], tmp_path, "full", shipped) is None
+
+
+def test_default_is_table6_seed0_and_bounded():
+    """The default reproduction fits the README's 30 minutes by the shipped wall times."""
+    from gocor.lab.runs import report
+    from gocor.lab.runs.ablate import TABLE6
+    shipped = report.load_runs(rp.SHIPPED)
+    est = rp.estimate_s([(v, 0) for v in TABLE6], rp.ROOT / "build" / "does-not-exist", "quick", shipped)
+    assert est is not None and est < 25 * 60
