@@ -89,12 +89,15 @@ def to_official_state_dict(module: GlobalGOCor | LocalGOCor) -> dict[str, Tensor
     return out
 
 
-def from_official(config: Mapping | str, state_dict: Mapping[str, Tensor]) -> GlobalGOCor | LocalGOCor:
-    """Build a GOCor module from the authors' config and state dict.
+def from_official(config: Mapping | str, state_dict: Mapping[str, Tensor],
+                  **overrides) -> GlobalGOCor | LocalGOCor:
+    """Build a GOCor module from the authors' config and state dict; ``overrides`` are
+    GOCorConfig fields of ours that the authors' config has no word for (e.g. ``query_loss_form``).
 
     Its forward returns the volume in the authors' layout (see :mod:`gocor.correlation`).
     """
     kind, feature_dim, cfg = config_from_official(config)
+    cfg = cfg.replace(**overrides)
     module = (GlobalGOCor if kind == "global" else LocalGOCor)(feature_dim, cfg)
     official_to_ours = {_prefix(kind) + off: ours for ours, off in PARAM_NAMES.items()}
     ours = module.state_dict()

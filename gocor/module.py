@@ -25,6 +25,7 @@ class GOCorConfig:
     num_iter: int = 3
     initializer: str = "flexible_context"
     query_loss: bool = True             # L_q with the 4D conv prior (global: on, the paper's; local: off)
+    query_loss_form: str = "auto"       # global L_q via "gram" (Q, grows as (k²C)²), "volume", or "auto" (cheaper)
     prior_kernel_size: int = 3
     prior_inter_dim: int = 16
     prior_output_dim: int = 16
@@ -103,7 +104,8 @@ class _GOCor(nn.Module):
         prior = (QueryPrior(config.prior_kernel_size, config.prior_inter_dim, config.prior_output_dim)
                  if config.query_loss else None)
         self.solver = FilterOptimizer(labels, prior, config.init_step_length,
-                                      config.init_filter_reg, config.min_filter_reg)
+                                      config.init_filter_reg, config.min_filter_reg,
+                                      config.query_loss_form)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # the solver was called ``optimizer`` before: old checkpoints keep loading

@@ -287,9 +287,62 @@ class VolumeQueryLoss:
         return x_grad, [n if a_ is None else (a_ if n is None else a_ + n) for a_, n in zip(acc, new)]
 
 
-def make_query_loss(prior: QueryPrior, query_op) -> QueryLoss | VolumeQueryLoss:
-    """The query loss of ``prior`` on the volume of ``query_op``: through the Gram matrix for
-    global correlation (all query positions on a grid), through the volume otherwise."""
-    if isinstance(query_op, GlobalCorrelation):
+QUERY_LOSS_FORMS = ("auto", "gram", "volume")
+
+
+def query_loss_flops(form: str, batch: int, channels: int, filter_size: tuple[int, int],
+                     query_size: tuple[int, int], kernel_size: int, out_dim: int, num_iter: int) -> float:
+    """Matmul/conv FLOPs of the query loss over one solve, forward and backward, in ``form``
+    ("gram" or "volume") for global correlation: filters (B, C, H, W), query features (B, C, H', W').
+
+    Gram: building Q (ΦᵀΦ and the T-contraction), 1 + ``num_iter`` applications of Q forward,
+    two matmuls per application backward (Mᵀx̄ and Q̄), and Q̄ back to Φ: it grows as (k²C)².
+    Volume: each application is A, R, Rᵀ, Aᵀ (2·C·N·N' + k⁴·O·N·N' multiply-adds per image);
+    the backward of one costs about three more. It grows as C·N·N'."""
+    n, nq, k2 = filter_size[0] * filter_size[1], query_size[0] * query_size[1], kernel_size ** 2
+    applications = 1 + num_iter
+    if form == "gram":
+        d = k2 * channels
+        build = 2 * batch * nq * d * d + 2 * k2 ** 4 * batch * channels ** 2
+        return 2 * build + applications * 3 * 2 * batch * n * d * d
+    if form == "volume":
+        per_application = 2 * batch * n * nq * (2 * channels + 2 * k2 * k2 * out_dim)
+        return applications * 4 * per_application
+    raise ValueError(f"query loss form must be 'gram' or 'volume', got {form!r}")
+
+
+# Seconds per FLOP of the volume form (convolutions with 9 input channels over H×W images) over
+# those of the Gram form (large batched matmuls), measured on the CPU at C = 64-512 (1.3-1.7;
+# scripts/query_loss_crossover.py). It puts the crossover at 16×16 near C = 128, where the two
+# forms measured equal.
+VOLUME_FLOP_COST = 1.5
+
+
+def choose_query_loss_form(batch: int, channels: int, filter_size: tuple[int, int],
+                           query_size: tuple[int, int], kernel_size: int, out_dim: int,
+                           num_iter: int) -> str:
+    """The cheaper form for these sizes: "gram" or "volume" (see :func:`query_loss_flops`)."""
+    args = (batch, channels, filter_size, query_size, kernel_size, out_dim, num_iter)
+    gram = query_loss_flops("gram", *args)
+    return "gram" if gram <= VOLUME_FLOP_COST * query_loss_flops("volume", *args) else "volume"
+
+
+def make_query_loss(prior: QueryPrior, query_op, form: str = "auto", filter_size: tuple[int, int] | None = None,
+                    num_iter: int = 3) -> QueryLoss | VolumeQueryLoss:
+    """The query loss of ``prior`` on the volume of ``query_op``. For global correlation (all
+    query positions on a grid) ``form`` picks the Gram matrix ("gram"), the volume ("volume") or
+    the cheaper of the two for these sizes ("auto", needs ``filter_size`` (H, W)); both are exact.
+    Local correlation always goes through the volume."""
+    if form not in QUERY_LOSS_FORMS:
+        raise ValueError(f"query_loss_form must be one of {QUERY_LOSS_FORMS}, got {form!r}")
+    if not isinstance(query_op, GlobalCorrelation):
+        return VolumeQueryLoss(prior, query_op)
+    if form == "auto":
+        if filter_size is None:
+            raise ValueError("form='auto' needs filter_size (H, W) to compare the forms' costs")
+        b, c = query_op.feat.shape[:2]
+        form = choose_query_loss_form(b, c, tuple(filter_size), query_op.partner_grid, prior.kernel_size,
+                                      prior.weight2.shape[0], num_iter)
+    if form == "gram":
         return QueryLoss(prior, query_op.feat)
     return VolumeQueryLoss(prior, query_op)

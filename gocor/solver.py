@@ -28,7 +28,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .objective import LearnedLabels, QueryPrior, activation_slopes, robust_activation
-from .query_loss import QueryLoss, VolumeQueryLoss, make_query_loss
+from .query_loss import QUERY_LOSS_FORMS, QueryLoss, VolumeQueryLoss, make_query_loss
 
 
 class CorrelationOperator(Protocol):
@@ -93,10 +93,13 @@ class FilterOptimizer(nn.Module):
 
     def __init__(self, labels: LearnedLabels, prior: QueryPrior | None = None,
                  init_step_length: float = 1.0, init_filter_reg: float = 1e-2,
-                 min_filter_reg: float = 1e-5):
+                 min_filter_reg: float = 1e-5, query_loss_form: str = "auto"):
         super().__init__()
+        if query_loss_form not in QUERY_LOSS_FORMS:
+            raise ValueError(f"query_loss_form must be one of {QUERY_LOSS_FORMS}, got {query_loss_form!r}")
         self.labels = labels
         self.prior = prior
+        self.query_loss_form = query_loss_form      # global L_q through the Gram, the volume, or the cheaper
         self.log_step_length = nn.Parameter(torch.tensor([math.log(init_step_length)]))
         self.filter_reg = nn.Parameter(torch.tensor([init_filter_reg]))
         self.min_filter_reg = min_filter_reg
@@ -127,7 +130,8 @@ class FilterOptimizer(nn.Module):
         vpos, vneg, neg_vy = _on_pairs(ref_op, (v * a, v * b, -v * y), *w.shape[-2:])
         lam2 = self.reg_weight(ref_op, w.dtype)
         step = torch.exp(self.log_step_length).to(w.dtype)
-        lq = make_query_loss(self.prior, query_op) if use_prior else None
+        lq = (make_query_loss(self.prior, query_op, self.query_loss_form, w.shape[-2:], num_iter)
+              if use_prior else None)
         steps: list[dict] | None = [] if trace else None
         problem = _Problem(ref_op, lq, num_iter, steps)
         out = _UnrolledDescent.apply(problem, w, ref_op.feat, vpos, vneg, neg_vy, lam2, step,

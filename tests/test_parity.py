@@ -14,10 +14,12 @@ def test_all_reference_files_present():
     assert len(REFERENCES) == 7
 
 
+@pytest.mark.parametrize("form", ["gram", "volume"])
 @pytest.mark.parametrize("name", REFERENCES)
-def test_output_and_input_gradients_match(name, device):
+def test_output_and_input_gradients_match(name, form, device):
+    """Both forms of the global query loss (the Gram matrix, the volume) match the authors."""
     ref = load_reference(name, device)
-    module = from_official(ref["config"], ref["state_dict"]).to(device)
+    module = from_official(ref["config"], ref["state_dict"], query_loss_form=form).to(device)
     f_r = ref["reference_feat"].clone().requires_grad_()
     f_q = ref["query_feat"].clone().requires_grad_()
     out = module(f_r, f_q)

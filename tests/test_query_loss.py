@@ -135,3 +135,37 @@ def test_volume_query_loss_equals_the_gram_form_on_global_correlation():
     assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(expect, got))
     _, twice = vol.accumulate_vjp(w, x_bar, got, (True, True, True))
     assert all(torch.allclose(2 * a, b, atol=1e-10) for a, b in zip(expect, twice))
+
+
+class TestChooseQueryLossForm:
+    """The global query loss's form is picked by its cost: the Gram (k²C)² against the volume's C·N·N'."""
+
+    ARGS = dict(batch=4, filter_size=(16, 16), query_size=(16, 16), kernel_size=3, out_dim=16, num_iter=3)
+
+    def test_gram_at_the_kits_size_volume_at_glunets(self):
+        from gocor.query_loss import choose_query_loss_form
+        assert choose_query_loss_form(channels=64, **self.ARGS) == "gram"
+        assert choose_query_loss_form(channels=512, **self.ARGS) == "volume"
+
+    def test_flops_grow_as_the_issue_says(self):
+        from gocor.query_loss import query_loss_flops
+        gram = [query_loss_flops("gram", channels=c, **self.ARGS) for c in (256, 512)]
+        vol = [query_loss_flops("volume", channels=c, **self.ARGS) for c in (256, 512)]
+        assert 3.9 < gram[1] / gram[0] <= 4.0          # quadratic in C
+        assert 1.0 < vol[1] / vol[0] < 1.5            # the conv over the volume does not grow with C
+
+    @pytest.mark.parametrize("form", ["gram", "volume"])
+    def test_the_module_runs_the_form_it_was_given(self, form, monkeypatch):
+        import gocor.solver as solver
+        made = []
+        real = solver.make_query_loss
+        monkeypatch.setattr(solver, "make_query_loss", lambda *a: made.append(real(*a)) or made[-1])
+        torch.manual_seed(0)
+        m = GlobalGOCor(4, query_loss_form=form).double()
+        m(torch.randn(1, 4, 5, 5, dtype=torch.float64), torch.randn(1, 4, 5, 5, dtype=torch.float64))
+        from gocor.query_loss import VolumeQueryLoss
+        assert isinstance(made[0], VolumeQueryLoss if form == "volume" else QueryLoss)
+
+    def test_unknown_form_is_refused(self):
+        with pytest.raises(ValueError, match="query_loss_form"):
+            GlobalGOCor(4, query_loss_form="fast")
