@@ -13,7 +13,8 @@ weights (the authors' initial ones, loaded into the kit with ``gocor.compat.from
 same inputs; their outputs are checked to agree before timing. After warm-up steps, the two are
 timed in alternation (one step of each per round, the order flipped every round) so that both see
 the same machine state; the script prints the median of the rounds for each and the median of the
-per-round ratios.
+per-round ratios. ``--forms auto gram volume`` times the kit once per form of its query loss
+(``GOCorConfig.query_loss_form``; "auto" is the default, picked by cost), side by side.
 
 Their package imports its CUDA-only local correlation (cupy kernels, a CUDA stream) at import time;
 the global module does not use it. Without CUDA, an inert stand-in for that one submodule is
@@ -67,6 +68,8 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--forms", nargs="+", default=["auto"], choices=["auto", "gram", "volume"],
+                   help="the kit's query-loss forms to time (one contestant each)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -76,19 +79,22 @@ def main(argv=None) -> None:
     theirs = authors_class(args.authors)(official_args)
     config = {"kind": "global", "official_class": "GlobalGOCorWithFlexibleContextAwareInitializer",
               "official_args": official_args, "feature_dim": args.channels}
-    ours = from_official(config, {k: v.detach().clone() for k, v in theirs.state_dict().items()})
+    state = {k: v.detach().clone() for k, v in theirs.state_dict().items()}
+    kits = {f"kit ({form})": from_official(config, state, query_loss_form=form) for form in args.forms}
 
     shape = (args.batch, args.channels, args.size, args.size)
     ref = torch.randn(shape, requires_grad=True)
     query = torch.randn(shape, requires_grad=True)
-    modules = {"authors": (theirs, lambda: theirs(ref, query)[0]),
-               "kit": (ours, lambda: ours(ref, query))}
+    modules = {"authors": (theirs, lambda: theirs(ref, query)[0])}
+    modules.update({name: (m, (lambda m=m: m(ref, query))) for name, m in kits.items()})
     with torch.no_grad():
-        a, b = modules["authors"][1](), modules["kit"][1]()
-    err = ((a - b).abs().max() / a.abs().max()).item()
-    print(f"outputs agree: max |difference| / max |output| = {err:.1e}")
-    if err > 1e-4:
-        raise SystemExit("the two outputs differ: not the same computation")
+        a = modules["authors"][1]()
+        for name in kits:
+            b = modules[name][1]()
+            err = ((a - b).abs().max() / a.abs().max()).item()
+            print(f"{name}: outputs agree with the authors': max |difference| / max |output| = {err:.1e}")
+            if err > 1e-4:
+                raise SystemExit("the two outputs differ: not the same computation")
 
     def step(name):
         module, forward = modules[name]
@@ -103,18 +109,20 @@ def main(argv=None) -> None:
         for name in modules:
             step(name)
     times = {name: [] for name in modules}
+    order = list(modules)
     for r in range(args.rounds):
-        for name in (("authors", "kit") if r % 2 == 0 else ("kit", "authors")):
+        for name in (order if r % 2 == 0 else order[::-1]):
             times[name].append(step(name))
     med = {name: statistics.median(t) for name, t in times.items()}
-    ratio = statistics.median(k / a for k, a in zip(times["kit"], times["authors"]))
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average before / after: {load_before} / {load} ({os.cpu_count()} CPUs)")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={args.batch}, C={args.channels}, "
           f"{args.size}x{args.size}, {args.steps} steps, fwd+bwd, float32; median of {args.rounds} interleaved rounds")
     for name, t in times.items():
-        print(f"{name:8s} {1000 * med[name]:8.1f} ms   (min {1000 * min(t):.1f}, max {1000 * max(t):.1f})")
-    print(f"kit / authors: {ratio:.3f} (median of per-round ratios); authors / kit: {1 / ratio:.1f}x")
+        print(f"{name:12s} {1000 * med[name]:8.1f} ms   (min {1000 * min(t):.1f}, max {1000 * max(t):.1f})")
+    for name in kits:
+        ratio = statistics.median(k / a for k, a in zip(times[name], times["authors"]))
+        print(f"{name} / authors: {ratio:.3f} (median of per-round ratios); authors / {name}: {1 / ratio:.1f}x")
 
 
 if __name__ == "__main__":
