@@ -78,7 +78,7 @@ def _assignments(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..lab.data.splits import HELD_OUT_SPLITS
+    from ..lab.data.splits import TEST_SPLITS
     from ..lab.models.matcher import CONFIGS
     from ..lab.runs.train import PROFILES
     parser = argparse.ArgumentParser(prog="python -m gocor", description=__doc__)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
 
     p = sub.add_parser("evaluate", help="metrics of a checkpoint, as JSON")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", default="standard", choices=HELD_OUT_SPLITS)
+    p.add_argument("--split", default="standard", choices=TEST_SPLITS)
     p.add_argument("--pairs", help=".npz with source, target, flow, mask (see gocor.evaluate.load_pairs)")
     p.add_argument("--device")
     p.set_defaults(fn=_evaluate)

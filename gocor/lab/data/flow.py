@@ -36,3 +36,16 @@ def resize_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
     sy, sx = size[0] / flow.shape[-2], size[1] / flow.shape[-1]
     up = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
     return up * torch.tensor([sx, sy], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
+
+
+def motion_stats(flow: Tensor, mask: Tensor, cell: float) -> dict[str, float]:
+    """How far a split's pixels move: over the valid pixels of (B, 2, H, W) ``flow`` and (B, H, W)
+    ``mask``, the median and 99th percentile of |flow| and the share moving more than ``cell``
+    pixels (one cell of a global level that pools by ``cell``)."""
+    if flow.dim() != 4 or flow.shape[1] != 2 or mask.shape != (flow.shape[0], *flow.shape[2:]):
+        raise ValueError(f"flow, mask: expected (B, 2, H, W) and (B, H, W), got {tuple(flow.shape)} and {tuple(mask.shape)}")
+    mag = flow.pow(2).sum(1).sqrt()[mask.bool()].double()
+    if mag.numel() == 0:
+        raise ValueError("mask: no valid pixel")
+    return {"median": float(mag.median()), "p99": float(torch.quantile(mag, 0.99)),
+            "beyond_cell": float((mag > cell).double().mean()), "valid": float(mask.double().mean())}

@@ -6,6 +6,7 @@ Flow convention: see :mod:`gocor.lab.data.flow` (flow on the target grid, pointi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,8 @@ class PairConfig:
     scale_range: tuple[float, float] = (0.8, 1.25)
     photometric: bool = True
     dynamic: float = 0.0            # probability of an independently moving foreground object
+    translation: float = 0.0        # a global shift of up to this fraction of the size per axis
+                                    # (large motion: the global level's job); 0 draws nothing
 
 
 def make_pair(seed: int, cfg: PairConfig = PairConfig(), repetitive: bool = False,
@@ -40,9 +43,20 @@ def make_pair(seed: int, cfg: PairConfig = PairConfig(), repetitive: bool = Fals
     else:
         picture = load_image(images[int(rand64(gen).item() * len(images))])
     lo, hi = cfg.scale_range
-    source = crop(picture, s, lo + (hi - lo) * rand64(gen).item(), gen)
-    coords = random_warp(s, cfg.homography, cfg.tps, cfg.elastic, gen)
-    target = remap(source[None], coords[None])[0]
+    scale = lo + (hi - lo) * rand64(gen).item()
+    if cfg.translation > 0:
+        # the target may look past the source's border: it is sampled from a canvas around the
+        # source (same pixel scale), and only pixels whose match lies in the source are valid
+        pad = math.ceil(cfg.translation * s) + 1
+        canvas = crop(picture, s + 2 * pad, scale, gen)
+        source = canvas[:, pad:pad + s, pad:pad + s].contiguous()
+        coords = random_warp(s, cfg.homography, cfg.tps, cfg.elastic, gen)
+        coords = coords + (cfg.translation * s) * (2 * rand64(gen, 2).float() - 1)
+        target = remap(canvas[None], (coords + pad)[None])[0]
+    else:
+        source = crop(picture, s, scale, gen)
+        coords = random_warp(s, cfg.homography, cfg.tps, cfg.elastic, gen)
+        target = remap(source[None], coords[None])[0]
     flow = (coords - pixel_points(s).view(s, s, 2)).permute(2, 0, 1).contiguous()
     mask = inside(coords, s)
     if cfg.photometric:

@@ -10,11 +10,18 @@ from torch import Tensor
 from .facades import FacadeConfig, make_facade_pair
 from .images import TEST_IMAGES, TRAIN_IMAGES
 from .pairs import PairConfig, make_pair
+from .real import motorcycle_batch
 
 SPLITS = {"standard": 0, "repetitive": 1, "train": 2, "val": 3, "near_repetitive": 4, "facades_train": 5,
-          "dynamic": 6}
-HELD_OUT_SPLITS = ("standard", "repetitive", "near_repetitive", "dynamic")
+          "dynamic": 6, "large_motion": 7, "large_motion_val": 8}
+HELD_OUT_SPLITS = ("standard", "repetitive", "near_repetitive", "dynamic")    # every ablation run's test set
+# larger splits, not (yet) in the runs' test set: large motion, where the global level is needed
+# (held-out pictures), its validation twin (training pictures, for choices), and real stereo pairs
+MORE_SPLITS = ("large_motion", "large_motion_val", "motorcycle")
+TEST_SPLITS = HELD_OUT_SPLITS + MORE_SPLITS
 SPLIT_SIZE = 96
+MORE_SPLIT_SIZE = 320
+LARGE_TRANSLATION = 0.3         # ± 19 px at 64 px: most pixels move more than one 8 px global cell
 
 
 def _seed(split: str, index: int, seed: int) -> int:
@@ -31,21 +38,34 @@ def facade_batch(indices, split: str = "facades_train", cfg: FacadeConfig = Faca
 def make_batch(indices, split: str = "train", cfg: PairConfig = PairConfig(), seed: int = 0) -> dict[str, Tensor]:
     """Stack the pairs with the given indices of a split (a pure function of its arguments)."""
     repetitive = split == "repetitive"
-    images = TEST_IMAGES if split in ("standard", "dynamic") else TRAIN_IMAGES
+    images = TEST_IMAGES if split in ("standard", "dynamic", "large_motion") else TRAIN_IMAGES
     pairs = [make_pair(_seed(split, i, seed), cfg, repetitive, images) for i in indices]
     return {k: torch.stack([p[k] for p in pairs]) for k in pairs[0]}
 
 
-def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n: int = SPLIT_SIZE) -> dict[str, Tensor]:
-    """The fixed held-out test splits: ``standard`` (held-out images and textures, mixed warps),
-    ``repetitive`` (periodic textures only), ``dynamic`` (as ``standard``, each pair with an
-    independently moving object cut from a held-out image: the KITTI-like case of Table 6),
-    all of ``cfg.size``, and ``near_repetitive`` (facades of :mod:`gocor.lab.data.facades`, always
-    128 px, with their ``period``). Bit-identical across runs."""
-    if name not in HELD_OUT_SPLITS:
-        raise ValueError(f"unknown split {name!r}; choose from {HELD_OUT_SPLITS}")
+def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n: int | None = None) -> dict[str, Tensor]:
+    """The fixed evaluation splits, bit-identical across runs (``n`` pairs: default 96, or 320 for
+    :data:`MORE_SPLITS`):
+
+    - ``standard`` (held-out pictures and fresh draws of the texture families, mixed warps),
+      ``repetitive`` (periodic textures only), ``dynamic`` (as ``standard``, each pair with an
+      independently moving object cut from a held-out picture: the KITTI-like case of Table 6),
+      all of ``cfg.size``, and ``near_repetitive`` (facades of :mod:`gocor.lab.data.facades`,
+      always 128 px, with their ``period``);
+    - ``large_motion``: as ``standard`` plus a global shift of up to ±30% of the size per axis,
+      ``large_motion_val``: the same on training pictures (for choices, never for results);
+    - ``motorcycle``: crops of a real stereo pair with ground truth (:mod:`gocor.lab.data.real`).
+    """
+    if name not in TEST_SPLITS:
+        raise ValueError(f"unknown split {name!r}; choose from {TEST_SPLITS}")
+    if n is None:
+        n = MORE_SPLIT_SIZE if name in MORE_SPLITS else SPLIT_SIZE
     if name == "near_repetitive":
         return facade_batch(range(n), name)
+    if name == "motorcycle":
+        return motorcycle_batch(range(n), cfg.size)
     if name == "dynamic":
         cfg = replace(cfg, dynamic=1.0)
+    if name.startswith("large_motion"):
+        cfg = replace(cfg, translation=LARGE_TRANSLATION)
     return make_batch(range(n), name, cfg, seed=0)
