@@ -64,7 +64,19 @@ def ablation_tables(folder: Path) -> str:
     for split in ("standard", "dynamic", "near_repetitive"):
         keys = ("aepe", "pck1", "pck5", "f1") + (("coarse_acc", "copy_rate") if split == "near_repetitive" else ())
         parts += [f"All variants, `{split}`:", report.metrics_table(runs, split, keys)]
+    parts.append(chance_line(8))
     return "\n\n".join(parts)
+
+
+def chance_line(cells: int) -> str:
+    """The coarse metrics of a random volume on the facades at a ``cells``×``cells`` grid."""
+    from gocor.lab.data.splits import held_out_split
+    from gocor.lab.runs.metrics import coarse_chance
+    f = held_out_split("near_repetitive")
+    c = coarse_chance(f["flow"], f["mask"], cells, f["period"])
+    return (f"Chance on `near_repetitive` at the matchers' {cells}×{cells} global grid (a volume with a uniformly "
+            f"random argmax, exact): coarse_acc {c['chance_coarse_acc']:.3f}, coarse_acc1 "
+            f"{c['chance_coarse_acc1']:.3f}, copy_rate {c['chance_copy_rate']:.3f}.")
 
 
 if __name__ == "__main__":

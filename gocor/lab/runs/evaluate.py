@@ -16,7 +16,7 @@ from ..data.splits import held_out_split
 from ..device import batched, default_device
 from ..models.matcher import Matcher, MatcherConfig
 from .checkpoint import CheckpointError, load
-from .metrics import coarse_metrics, flow_metrics
+from .metrics import coarse_chance, coarse_metrics, flow_metrics, true_vs_copies
 
 
 def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
@@ -72,7 +72,9 @@ def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
 
 
 def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32) -> dict[str, float]:
-    """Flow metrics at image resolution and coarse metrics of the global volume (one pass)."""
+    """Flow metrics at image resolution and coarse metrics of the global volume (one pass), each
+    coarse metric with its chance level (a random volume on the same grid) and, on pairs that know
+    their lattice ``period``, the share of cells where the true cell outscores every copy."""
     model.eval()
 
     def flow_and_volume(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -81,8 +83,12 @@ def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32) -> 
 
     out = batched(flow_and_volume, pairs["source"], pairs["target"], next(model.parameters()).device, batch_size)
     pred, volume = (torch.cat(parts) for parts in zip(*out))
-    return (flow_metrics(pred, pairs["flow"], pairs["mask"])
-            | coarse_metrics(volume, pairs["flow"], pairs["mask"], pairs.get("period")))
+    flow, mask, period = pairs["flow"], pairs["mask"], pairs.get("period")
+    out = (flow_metrics(pred, flow, mask) | coarse_metrics(volume, flow, mask, period)
+           | coarse_chance(flow, mask, volume.shape[-1], period))      # beside every coarse metric
+    if period is not None:
+        out |= true_vs_copies(volume, flow, mask, period)
+    return out
 
 
 def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs: str | Path | None = None,

@@ -75,3 +75,57 @@ def coarse_metrics(volume: Tensor, flow: Tensor, mask: Tensor, period: Tensor | 
         out["copy_rate"] = o["copy"][valid].float().mean().item()
     out["valid_cells"] = int(valid.sum())
     return out
+
+
+def _copy_cells(found: Tensor, pos: Tensor, per: Tensor) -> Tensor:
+    """Which ``found`` cells (..., 2) count as a copy of the true position ``pos`` (..., 2) for a
+    lattice ``per`` (..., 2) in cells — the rule of :func:`coarse_outcomes`."""
+    err = found - pos
+    k = (err / per).round()
+    return (k != 0).any(-1) & ((err - k * per).abs() <= 0.5).all(-1) & ((found - pos.round()).abs().amax(-1) > 1)
+
+
+def coarse_chance(flow: Tensor, mask: Tensor, cells: int, period: Tensor | None = None) -> dict[str, float]:
+    """What a volume whose argmax is uniformly random over the ``cells``×``cells`` grid scores on
+    the same pairs, exactly (no sampling): ``chance_coarse_acc`` = 1 / cells², ``chance_coarse_acc1``
+    (the share of the grid within one cell of each truth) and, with ``period``, ``chance_copy_rate``
+    (the share of the grid that counts as a copy). Averaged over the valid cells, as the metrics.
+    flow (B, 2, H, W); mask (B, H, W); period (B, 2) in pixels."""
+    pos, valid = coarse_truth(flow, mask, cells)
+    if not valid.any():
+        raise ValueError("no valid cell at the global level")
+    g2 = cells * cells
+    grid = pixel_grid(cells, cells, pos).flatten(1).t()                        # (g², 2): every cell
+    p = pos.permute(0, 2, 3, 1)[valid]                                          # (N, 2) true positions
+    near = ((grid[None] - p.round()[:, None]).abs().amax(-1) <= 1).sum(1) / g2
+    out = {"chance_coarse_acc": 1.0 / g2, "chance_coarse_acc1": near.float().mean().item()}
+    if period is not None:
+        per = (period.to(pos.dtype) * cells / flow.shape[-1])[:, None, None, :].expand(-1, cells, cells, -1)[valid]
+        copies = _copy_cells(grid[None], p[:, None], per[:, None]).sum(1) / g2
+        out["chance_copy_rate"] = copies.float().mean().item()
+    return out
+
+
+def true_vs_copies(volume: Tensor, flow: Tensor, mask: Tensor, period: Tensor) -> dict[str, float]:
+    """A copy-aware score that needs no argmax: over the valid cells that have at least one copy
+    on the grid, the share where the true cell scores above every copy (``true_beats_copies``),
+    and what a random volume gets (``chance_true_beats_copies``: 1 / (1 + number of copies),
+    averaged). volume (B, g·g, g, g) with the query position in the channels; flow, mask as for
+    :func:`coarse_outcomes`; period (B, 2) in pixels."""
+    g = volume.shape[-1]
+    pos, valid = coarse_truth(flow, mask, g)
+    grid = pixel_grid(g, g, pos).flatten(1).t()                                  # (g², 2)
+    per = (period.to(pos.dtype) * g / flow.shape[-1]).view(-1, 1, 1, 1, 2)
+    p = pos.permute(0, 2, 3, 1)[..., None, :]                                    # (B, g, g, 1, 2)
+    copy = _copy_cells(grid.view(1, 1, 1, -1, 2), p, per)                        # (B, g, g, g²)
+    true_idx = (p[..., 0, 1].round() * g + p[..., 0, 0].round()).long().clamp(0, g * g - 1)
+    scores = volume.permute(0, 2, 3, 1)                                          # (B, g, g, g²)
+    true_score = scores.gather(-1, true_idx[..., None])[..., 0]
+    best_copy = scores.masked_fill(~copy, float("-inf")).amax(-1)
+    has = valid & copy.any(-1)
+    if not has.any():
+        raise ValueError("no valid cell with a copy on the grid")
+    n_copies = copy.sum(-1)[has].to(pos.dtype)
+    return {"true_beats_copies": (true_score > best_copy)[has].float().mean().item(),
+            "chance_true_beats_copies": (1.0 / (1.0 + n_copies)).mean().item(),
+            "cells_with_copies": int(has.sum())}
