@@ -1,100 +1,324 @@
-"""Course assignments on top of the kit, autograded with nbgrader.
+"""The course (``course/``) as an nbgrader course root, and the ``assignments`` command.
 
-The solution notebooks live in ``course/source/<assignment>/<assignment>.ipynb`` (nbgrader's
-``source/`` layout, with ``### BEGIN SOLUTION`` regions, visible and hidden tests and points per
-cell); ``course/nbgrader_config.py`` holds the course's nbgrader settings. This module
+A course root has nbgrader's standard layout: ``nbgrader_config.py``, ``source/<assignment>/``
+(solution notebooks with ``### BEGIN SOLUTION`` regions, visible and hidden tests, points),
+``release/``, ``submitted/<student>/<assignment>/``, ``autograded/``, ``feedback/`` and
+``gradebook.db``. ``course/`` itself is one (the default); nbgrader's own CLI run inside it,
+the formgrader (``make formgrader``) and this module share its gradebook. This module
 
-- gives the notebooks' tests their checks (:func:`attempt`, :func:`check_close`, :func:`fail`):
-  failures are :class:`StudentCheckFailed` with a message that says what to do next;
-- generates the student releases (:func:`generate`, ``make assignments``) with nbgrader's
-  ``generate_assignment``;
-- autogrades a folder of submissions ``DIR/<student>/<assignment>/`` with nbgrader's
-  ``autograde`` and reads the scores back from its gradebook (:func:`grade`,
-  ``python -m gocor assignments grade DIR``).
+- generates the student releases (:func:`generate`) with nbgrader's ``generate_assignment``;
+- copies collected notebooks into ``submitted/`` (:func:`collect`);
+- autogrades incrementally (:func:`grade`): only submissions that are new or changed, so
+  manual grades and the other assignments' entries stay; a submission that fails (a dead
+  kernel, a notebook under another name, an unknown folder) is listed, the others are graded;
+- writes feedback with the hidden tests removed (:func:`feedback`) and a CSV (:func:`export`).
 
-Grading is nbgrader's: this module only lays out a course directory for it and reads the
-gradebook. nbgrader is imported inside the functions that need it, so the notebooks' checks
-import nothing but torch.
+It never deletes anything: a course root that holds anything the kit did not create is refused
+(:class:`CourseRootError`) before anything is written. Grading limits per assignment:
+:data:`TIMEOUTS` (seconds for the whole notebook) and :data:`MEMORY_LIMIT` (the kernel's data).
 """
 from __future__ import annotations
 
+import argparse
+import csv
+import difflib
 import json
 import math
 import os
 import shutil
+import sys
 import sysconfig
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, get_args
-
-import torch
-from torch import Tensor
+from typing import Literal, get_args
 
 AssignmentName = Literal["a1_objective", "a2_solver_step", "a3_operators", "a4_ablation"]
 ASSIGNMENTS: tuple[AssignmentName, ...] = get_args(AssignmentName)
 CellKind = Literal["autograded", "manual"]
 
 COURSE_DIR = Path(__file__).resolve().parents[2] / "course"
-"""The course sources beside the package (``course/source``, ``course/nbgrader_config.py``)."""
+"""The kit's course root (``course/``): its ``source/`` and ``nbgrader_config.py`` are tracked."""
+
+OWNED = ("nbgrader_config.py", "source", "release", "submitted", "autograded", "feedback",
+         "gradebook.db", "grades.csv", ".nbgrader.log", ".ipynb_checkpoints")
+"""What a course root may hold: nbgrader's layout, its log, the CSV of :func:`export`."""
+MARKER = "gocor course root"
+"""Written into every ``nbgrader_config.py`` the kit owns (``course/`` and those it creates)."""
+
+TIMEOUTS: dict[str, int] = {"a1_objective": 30, "a2_solver_step": 30, "a3_operators": 30, "a4_ablation": 300}
+"""Seconds for one whole notebook while autograding (all cells together, kernel start aside):
+each cell may run for what is left of its assignment's budget, at least 1 s. The solutions take
+under 10 s (a1–a3) and about 30 s (a4, it trains) on a 2-core CPU."""
+DEFAULT_TIMEOUT = 30
+MEMORY_LIMIT = 2 * 2**30
+"""Bytes of data (``RLIMIT_DATA``: heap and anonymous mappings) the grading kernel may hold; a
+larger allocation fails in its cell with an out-of-memory error. a4's solution peaks at ~0.6 GB."""
+
+
+class CourseRootError(ValueError):
+    """A course root holds something the kit did not create (the command exits with 2)."""
+
+
+class GradingError(RuntimeError):
+    """nbgrader could not generate an assignment; the message carries its log."""
 
 
 # ---------------------------------------------------------------------------------------------
-# checks used by the notebooks' test cells
+# grading limits, read by course/nbgrader_config.py
 # ---------------------------------------------------------------------------------------------
 
-class StudentCheckFailed(AssertionError):
-    """A test cell's check failed; the message tells the student what to look at."""
+class _Clock:
+    """Which assignment's notebook the grading kernel is running and since when."""
+    assignment: str | None = None
+    start: float | None = None
+    override: float | None = None     # seconds for every assignment (``grade(timeout=...)``)
 
 
-def fail(message: str) -> None:
-    """Fail a test cell with ``message``."""
-    raise StudentCheckFailed(message)
+def _assignment_of_ids() -> dict[str, str]:
+    """grade_id -> assignment for the ids that occur in one assignment only."""
+    import nbformat
+    seen: dict[str, set[str]] = {}
+    for nb_path in sorted((COURSE_DIR / "source").glob("*/*.ipynb")):
+        for cell in nbformat.read(nb_path, as_version=4).cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid:
+                seen.setdefault(gid, set()).add(nb_path.parent.name)
+    return {gid: next(iter(names)) for gid, names in seen.items() if len(names) == 1}
 
 
-def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call the student's ``fn``; a stub (``NotImplementedError``) becomes a failure that says so."""
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        name = getattr(fn, "__name__", repr(fn))
-        fail(f"`{name}` is still the stub: replace `raise NotImplementedError()` in its cell with "
-             f"your implementation, run that cell, then run this test cell again.")
+_IDS: dict[str, str] = {}
 
 
-def check_close(name: str, got: Any, expected: Tensor, tol: float = 1e-10, hint: str = "") -> None:
-    """Fail unless ``got`` is a tensor of ``expected``'s shape within ``tol`` (max abs error,
-    relative to max(1, max |expected|)). The message names the quantity, the shapes or the
-    error and where it is largest, and ``hint``."""
-    hint = f" Hint: {hint}" if hint else ""
-    if not isinstance(got, Tensor):
-        fail(f"{name}: expected a torch.Tensor, got {type(got).__name__}.{hint}")
-    if tuple(got.shape) != tuple(expected.shape):
-        fail(f"{name}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}.{hint}")
-    diff = (got.detach().to(expected.dtype) - expected.detach()).abs()
-    if not torch.isfinite(diff).all():
-        fail(f"{name}: contains NaN or inf.{hint}")
-    scale = max(1.0, float(expected.detach().abs().max())) if expected.numel() else 1.0
-    err = float(diff.max()) / scale if diff.numel() else 0.0
-    if err > tol:
-        where = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
-        fail(f"{name}: relative error {err:.3g} > {tol:g}, largest at index {where} "
-             f"(got {float(got.flatten()[diff.argmax()]):.6g}, expected "
-             f"{float(expected.flatten()[diff.argmax()]):.6g}).{hint}")
+def cell_timeout(cell) -> int:
+    """nbclient's ``timeout_func``: the seconds ``cell`` may run. The ``parameters`` cell (the
+    first code cell of every course notebook) starts the notebook's clock; the first cell whose
+    grade id belongs to one assignment says which :data:`TIMEOUTS` budget applies."""
+    if not _IDS:
+        _IDS.update(_assignment_of_ids())
+    if "parameters" in cell.metadata.get("tags", []) or _Clock.start is None:
+        _Clock.start, _Clock.assignment = time.monotonic(), None
+    _Clock.assignment = _Clock.assignment or _IDS.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
+    budget = _Clock.override or TIMEOUTS.get(_Clock.assignment or "", DEFAULT_TIMEOUT)
+    return max(1, math.ceil(budget - (time.monotonic() - _Clock.start)))
 
 
-def check_number(name: str, value: Any, low: float, high: float) -> float:
-    """Fail unless ``value`` is a finite real number in [low, high]; returns it as a float."""
-    if isinstance(value, Tensor) and value.numel() == 1:
-        value = value.item()
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        fail(f"{name}: expected a number, got {type(value).__name__}.")
-    if not math.isfinite(value) or not low <= value <= high:
-        fail(f"{name} = {value!r} is not a finite number in [{low}, {high}]: check how you computed it.")
-    return float(value)
+def kernel_arguments(memory: int = MEMORY_LIMIT) -> list[str]:
+    """Extra arguments of the grading kernel: IPython's history in memory, and its data limited
+    to ``memory`` bytes before any cell runs."""
+    limit = f"import resource as _r; _r.setrlimit(_r.RLIMIT_DATA, ({memory}, {memory})); del _r"
+    return ["--HistoryManager.hist_file=:memory:", f"--InteractiveShellApp.exec_lines={limit}"]
+
+
+def _feedback_preprocessor():
+    from nbconvert.preprocessors import Preprocessor
+
+    class HideHiddenTests(Preprocessor):
+        """Feedback without the hidden tests: their code (with the seeds and shapes) and the
+        mark schemes are cut from the sources, and a test cell's error shows its message only,
+        not the traceback (which quotes the failing hidden line)."""
+
+        def preprocess_cell(self, cell, resources, index):
+            for begin, end in (("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"), ("BEGIN MARK SCHEME", "END MARK SCHEME")):
+                lines, inside = [], False
+                for line in cell.source.split("\n"):
+                    if begin in line:
+                        inside = True
+                    elif end in line:
+                        inside = False
+                    elif not inside:
+                        lines.append(line)
+                cell.source = "\n".join(lines)
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                for out in cell.get("outputs", []):
+                    if out.get("output_type") == "error":
+                        out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
+            return cell, resources
+
+    return HideHiddenTests
+
+
+def __getattr__(name: str):
+    if name == "HideHiddenTests":      # nbconvert is imported only when feedback is configured
+        return _feedback_preprocessor()
+    raise AttributeError(name)
 
 
 # ---------------------------------------------------------------------------------------------
-# generating releases and grading submissions with nbgrader
+# the course root
+# ---------------------------------------------------------------------------------------------
+
+def check_root(root: str | Path) -> Path:
+    """``root`` resolved, if the kit may write there: it does not exist, is empty, or holds only
+    a course root's entries (:data:`OWNED`) with an ``nbgrader_config.py`` the kit wrote.
+    Otherwise :class:`CourseRootError`, naming what is in the way; nothing is touched."""
+    root = Path(root).resolve()
+    if root.exists() and not root.is_dir():
+        raise CourseRootError(f"--course {root}: not a folder")
+    entries = sorted(os.listdir(root)) if root.is_dir() else []
+    foreign = [e for e in entries if e not in OWNED]
+    if foreign:
+        raise CourseRootError(
+            f"--course {root} holds {', '.join(foreign)}, which the kit did not create; nothing was "
+            f"changed. Give a new or empty folder (it becomes a course root), or an existing one "
+            f"(e.g. course/).")
+    config = root / "nbgrader_config.py"
+    if entries and not (config.is_file() and MARKER in config.read_text()):
+        raise CourseRootError(
+            f"--course {root} holds {', '.join(entries)} but no nbgrader_config.py written by the "
+            f"kit; nothing was changed. Give a new or empty folder, or an existing course root.")
+    return root
+
+
+def init_course(root: str | Path = COURSE_DIR) -> Path:
+    """Make ``root`` a course root (after :func:`check_root`): ``nbgrader_config.py`` reading
+    the kit's settings, and a copy of the kit's ``source/`` when it has none. Returns it."""
+    root = check_root(root)
+    if root == COURSE_DIR:
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "nbgrader_config.py"
+    if not config.exists():
+        config.write_text(
+            f'"""nbgrader settings of this {MARKER} (written by `python -m gocor assignments`):\n'
+            f'the kit\'s course settings, with this folder as the course root."""\n'
+            f"from pathlib import Path\n\n"
+            f"c = get_config()  # noqa: F821 (provided by traitlets)\n"
+            f"load_subconfig({str(COURSE_DIR / 'nbgrader_config.py')!r})  # noqa: F821\n"
+            f"c.CourseDirectory.root = str(Path(__file__).resolve().parent)\n")
+    if not (root / "source").exists():
+        shutil.copytree(COURSE_DIR / "source", root / "source",
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return root
+
+
+def _scripts_on_path() -> None:
+    """nbgrader runs the ``alembic`` script from PATH (for its gradebook): make it this
+    interpreter's, also when the venv is not activated (``.venv/bin/python -m ...``)."""
+    scripts = sysconfig.get_path("scripts")
+    path = os.environ.get("PATH", "")
+    if scripts not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([scripts, path]) if path else scripts
+
+
+def _api(root: Path, notebook: str | None = None):
+    """nbgrader's API on the course root ``root`` with its own ``nbgrader_config.py``."""
+    _scripts_on_path()
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    config.CourseDirectory.root = str(root)
+    if notebook is not None:
+        config.CourseDirectory.notebook_id = notebook
+    coursedir = CourseDirectory(config=config)
+    return NbGraderAPI(coursedir=coursedir, config=config)
+
+
+def _names(root: Path, assignments: list[str] | None) -> list[str]:
+    found = sorted(p.name for p in (root / "source").iterdir() if p.is_dir())
+    names = found if assignments is None else list(assignments)
+    unknown = sorted(set(names) - set(found))
+    if unknown:
+        raise ValueError(f"unknown assignment(s) {unknown}; the course has {found}")
+    return names
+
+
+def generate(root: str | Path = COURSE_DIR, assignments: list[str] | None = None,
+             force: bool = False) -> Path:
+    """``nbgrader generate_assignment`` for each assignment whose release is missing or older
+    than its source (all with ``force``): students' versions in ``root/release/<assignment>/``,
+    the graded cells in ``root/gradebook.db``. Returns ``root``."""
+    from nbgrader.api import Gradebook, MissingEntry
+    root = init_course(root)
+    api = _api(root)
+    for name in _names(root, assignments):
+        src, rel = root / "source" / name / f"{name}.ipynb", root / "release" / name / f"{name}.ipynb"
+        known = True
+        if (root / "gradebook.db").exists():
+            with Gradebook(api.coursedir.db_url) as gb:
+                try:
+                    gb.find_assignment(name)
+                except MissingEntry:
+                    known = False
+        if force or not known or not rel.exists() or rel.stat().st_mtime < src.stat().st_mtime:
+            result = api.generate_assignment(name, force=True, create=True)
+            if not result.get("success"):
+                raise GradingError(f"nbgrader generate_assignment {name} failed:\n"
+                                   f"{result.get('error', '')}\n{result.get('log', '')}")
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# submissions
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Problem:
+    """A submission (or a file or folder in ``submitted/``) that was not graded, and why."""
+    student: str
+    assignment: str
+    problem: str
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name.lower(), options, n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def scan(folder: Path, names: list[str]) -> tuple[list[tuple[str, str, Path]], list[Problem]]:
+    """The notebooks ``folder/<student>/<assignment>/<assignment>.ipynb`` of the assignments
+    ``names`` and a :class:`Problem` for each unknown folder, missing or misnamed notebook."""
+    found, problems = [], []
+    if not folder.is_dir():
+        return found, problems
+    for student in sorted(p for p in folder.iterdir() if not p.name.startswith(".")):
+        if not student.is_dir():
+            problems.append(Problem(student.name, "", f"`{student.name}` is a file, not a student's folder"))
+            continue
+        for entry in sorted(p for p in student.iterdir() if not p.name.startswith(".")):
+            if not entry.is_dir() or entry.name not in ASSIGNMENTS:
+                problems.append(Problem(student.name, entry.name, f"unknown {'folder' if entry.is_dir() else 'file'} "
+                                        f"`{entry.name}`{_suggest(entry.name, list(ASSIGNMENTS))}: "
+                                        f"not graded; assignments are {', '.join(ASSIGNMENTS)}"))
+                continue
+            if entry.name not in names:
+                continue
+            expected = f"{entry.name}.ipynb"
+            others = sorted(p.name for p in entry.glob("*.ipynb") if p.name != expected)
+            for other in others:
+                problems.append(Problem(student.name, entry.name, f"notebook `{other}` is not part of "
+                                        f"{entry.name}: not graded; the notebook must be named `{expected}`"))
+            if (entry / expected).is_file():
+                found.append((student.name, entry.name, entry / expected))
+            elif not others:
+                problems.append(Problem(student.name, entry.name, f"no `{expected}` in the folder: not graded"))
+    return found, problems
+
+
+def collect(incoming: str | Path, root: str | Path = COURSE_DIR,
+            assignments: list[str] | None = None) -> list[Problem]:
+    """Copy each ``incoming/<student>/<assignment>/<assignment>.ipynb`` (only the notebook, never
+    other files) into ``root/submitted/``; returns the problems of :func:`scan`."""
+    root = init_course(root)
+    incoming = Path(incoming).resolve()
+    if incoming == (root / "submitted").resolve():
+        return []
+    if not incoming.is_dir():
+        raise FileNotFoundError(f"{incoming}: no such folder of submissions <student>/<assignment>/")
+    found, problems = scan(incoming, _names(root, assignments))
+    for student, name, path in found:
+        dest = root / "submitted" / student / name / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists() or dest.read_bytes() != path.read_bytes():
+            shutil.copy2(path, dest.with_suffix(".tmp"))
+            os.replace(dest.with_suffix(".tmp"), dest)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# grading
 # ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -110,8 +334,8 @@ class CellScore:
 @dataclass(frozen=True)
 class SubmissionScore:
     """One student's submission of one assignment, as nbgrader's gradebook holds it.
-    ``score``/``max_score`` are nbgrader's totals (manually graded cells count 0 until graded);
-    ``auto_*`` restrict them to the autograded cells."""
+    ``score``/``max_score`` are nbgrader's totals (manually graded cells count 0 until graded,
+    then their manual score); ``auto_*`` restrict them to the autograded cells."""
     student: str
     assignment: str
     score: float
@@ -125,69 +349,20 @@ class SubmissionScore:
         return asdict(self)
 
 
-class GradingError(RuntimeError):
-    """nbgrader could not generate or autograde; the message carries its log."""
+@dataclass
+class Report:
+    """What :func:`grade` did: the scores in the gradebook, who was (re)graded this time, and
+    what could not be graded."""
+    scores: list[SubmissionScore]
+    graded: list[tuple[str, str]]
+    problems: list[Problem]
 
 
-def _config(course: Path):
-    from traitlets.config.loader import PyFileConfigLoader
-    return PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-
-
-def _scripts_on_path() -> None:
-    """nbgrader runs the ``alembic`` script from PATH (for its gradebook): make it this
-    interpreter's, also when the venv is not activated (``.venv/bin/python -m ...``)."""
-    scripts = sysconfig.get_path("scripts")
-    path = os.environ.get("PATH", "")
-    if scripts not in path.split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([scripts, path]) if path else scripts
-
-
-def _api(root: Path, course: Path, timeout: int | None = None):
-    """nbgrader's API on a course directory ``root`` whose sources are ``course/source``."""
-    _scripts_on_path()
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    config = _config(course)
-    if timeout is not None:
-        config.Execute.timeout = timeout
-    config.CourseDirectory.root = str(root.resolve())
-    config.CourseDirectory.source_directory = str((course / "source").resolve())
-    coursedir = CourseDirectory(config=config)
-    return NbGraderAPI(coursedir=coursedir, config=config)
-
-
-def _run(result: dict, what: str) -> None:
-    if not result.get("success"):
-        raise GradingError(f"nbgrader {what} failed:\n{result.get('error', '')}\n{result.get('log', '')}")
-
-
-def _names(assignments: list[str] | None, course: Path) -> list[str]:
-    found = sorted(p.name for p in (course / "source").iterdir() if p.is_dir())
-    names = found if assignments is None else list(assignments)
-    unknown = sorted(set(names) - set(found))
-    if unknown:
-        raise ValueError(f"unknown assignment(s) {unknown}; the course has {found}")
-    return names
-
-
-def generate(out: str | Path = "build/assignments", assignments: list[str] | None = None,
-             course: str | Path = COURSE_DIR) -> Path:
-    """``nbgrader generate_assignment`` for each assignment: the student versions land in
-    ``out/release/<assignment>/`` and the graded cells in ``out/gradebook.db``. Returns ``out``."""
-    out, course = Path(out), Path(course)
-    out.mkdir(parents=True, exist_ok=True)
-    api = _api(out, course)
-    for name in _names(assignments, course):
-        _run(api.generate_assignment(name, force=True, create=True), f"generate_assignment {name}")
-    return out
-
-
-def cell_kinds(assignment: str, course: str | Path = COURSE_DIR) -> dict[str, CellKind]:
+def cell_kinds(assignment: str, root: str | Path = COURSE_DIR) -> dict[str, CellKind]:
     """grade_id -> "autograded" (a test cell) or "manual" (a graded answer), from the source."""
     import nbformat
     kinds: dict[str, CellKind] = {}
-    for path in sorted((Path(course) / "source" / assignment).glob("*.ipynb")):
+    for path in sorted((Path(root) / "source" / assignment).glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("grade"):
@@ -195,57 +370,201 @@ def cell_kinds(assignment: str, course: str | Path = COURSE_DIR) -> dict[str, Ce
     return kinds
 
 
-def grade(submissions: str | Path, work: str | Path = "build/assignments/grading",
-          assignments: list[str] | None = None, course: str | Path = COURSE_DIR,
-          timeout: int | None = None) -> list[SubmissionScore]:
-    """Autograde every ``submissions/<student>/<assignment>/`` (nbgrader's ``submitted/``
-    layout) and return the scores. ``work`` becomes a fresh nbgrader course directory
-    (gradebook, ``submitted/``, ``autograded/`` with the executed notebooks); ``timeout``
-    overrides the per-cell time limit of ``course/nbgrader_config.py``."""
-    from nbgrader.api import Gradebook
-    submissions, work, course = Path(submissions), Path(work), Path(course)
-    names = set(_names(assignments, course))
-    todo = sorted((s.name, a.name) for s in submissions.iterdir() if s.is_dir()
-                  for a in s.iterdir() if a.is_dir() and a.name in names)
-    if not todo:
-        raise FileNotFoundError(f"no submissions {submissions}/<student>/<assignment>/ for {sorted(names)}")
-    if work.exists():
-        shutil.rmtree(work)
-    shutil.copytree(submissions, work / "submitted",
-                    ignore=lambda d, files: [f for f in files if f == ".ipynb_checkpoints"])
-    api = _api(work, course, timeout)
-    for name in sorted({a for _, a in todo}):
-        _run(api.generate_assignment(name, force=True, create=True), f"generate_assignment {name}")
-    for student, name in todo:
-        _run(api.autograde(name, student, force=True, create=True), f"autograde {name} {student}")
+def _failure(log: str) -> str:
+    """One line from nbgrader's log on why a submission failed."""
+    for needle, what in (("DeadKernelError", "the kernel died (out of memory? os._exit?)"),
+                         ("UnresponsiveKernelError", "the kernel stopped responding (an infinite loop in C code?)"),
+                         ("CellTimeoutError", "a cell ran past its time limit and could not be interrupted")):
+        if needle in log:
+            return f"{what}: not graded; see autograde's log with `nbgrader autograde` in the course root"
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    return "autograde failed: " + (lines[-1][:300] if lines else "no log")
+
+
+def grade(root: str | Path = COURSE_DIR, assignments: list[str] | None = None,
+          students: list[str] | None = None, timeout: float | None = None,
+          regrade: bool = False) -> Report:
+    """Autograde ``root/submitted/<student>/<assignment>/<assignment>.ipynb`` with nbgrader.
+
+    Only submissions that are new or changed since they were last autograded run (all with
+    ``regrade``); manual grades and every other entry of the gradebook stay. Each submission is
+    graded alone: one that fails is listed in the report and the others are graded. Only the
+    notebook is graded (in nbgrader's ``autograded/`` folder, without the files beside it).
+    ``timeout`` replaces :data:`TIMEOUTS` (seconds per notebook)."""
+    from nbgrader.api import Gradebook, MissingEntry
+    root = generate(root, assignments)
+    names = _names(root, assignments)
+    found, problems = scan(root / "submitted", names)
+    if students is not None:
+        found = [f for f in found if f[0] in students]
+        problems = [p for p in problems if p.student in students]
+    graded: list[tuple[str, str]] = []
+    _Clock.override = timeout
+    try:
+        for student, name, path in found:
+            done = root / "autograded" / student / name / path.name
+            if not regrade and done.exists() and done.stat().st_mtime >= path.stat().st_mtime:
+                continue
+            _Clock.start = None
+            result = _api(root, notebook=name).autograde(name, student, force=True, create=True)
+            if result.get("success"):
+                graded.append((student, name))
+            else:
+                problems.append(Problem(student, name, _failure(f"{result.get('error', '')}\n{result.get('log', '')}")))
+    finally:
+        _Clock.override = None
+    failed = {(p.student, p.assignment) for p in problems}
     scores = []
-    with Gradebook(api.coursedir.db_url) as gb:
-        for student, name in todo:
-            kinds = cell_kinds(name, course)
-            sub = gb.find_submission(name, student)
-            cells = [CellScore(g.name, kinds[g.name], float(g.score), float(g.max_score), bool(g.needs_manual_grade))
-                     for nb in sub.notebooks for g in nb.grades]
+    with Gradebook(_api(root).coursedir.db_url) as gb:
+        for student, name, _ in found:
+            if (student, name) in failed:
+                continue
+            try:
+                sub = gb.find_submission(name, student)
+            except MissingEntry:
+                continue
+            kinds = cell_kinds(name, root)
+            cells = [CellScore(g.name, kinds.get(g.name, "autograded"), float(g.score), float(g.max_score),
+                               bool(g.needs_manual_grade)) for nb in sub.notebooks for g in nb.grades]
             auto = [c for c in cells if c.kind == "autograded"]
             scores.append(SubmissionScore(student, name, float(sub.score), float(sub.max_score),
                                           sum(c.score for c in auto), sum(c.max_score for c in auto),
                                           bool(sub.needs_manual_grade), cells))
-    return scores
+    return Report(scores, graded, problems)
 
 
-def format_table(scores: list[SubmissionScore]) -> str:
-    """A markdown table: student, assignment, score / max, autograded part, manual grading pending."""
-    rows = ["| student | assignment | score | max | autograded | manual grading pending |",
-            "|---|---|---:|---:|---:|---|"]
-    for s in scores:
+def feedback(root: str | Path = COURSE_DIR, assignments: list[str] | None = None) -> list[Path]:
+    """nbgrader's ``generate_feedback`` for every autograded submission: HTML in
+    ``root/feedback/<student>/<assignment>/``, without the hidden tests (see
+    ``HideHiddenTests``) and without the files the notebook wrote. Returns the HTML files."""
+    root = check_root(root)
+    out = []
+    for name in _names(root, assignments):
+        for student_dir in sorted((root / "autograded").glob(f"*/{name}")):
+            student = student_dir.parent.name
+            result = _api(root, notebook=name).generate_feedback(name, student, force=True)
+            if not result.get("success"):
+                raise GradingError(f"nbgrader generate_feedback {name} {student} failed:\n{result.get('log', '')}")
+            out += sorted((root / "feedback" / student / name).glob("*.html"))
+    return out
+
+
+EXPORT_FIELDS = ("student", "assignment", "score", "max_score", "auto_score", "auto_max_score", "needs_manual_grade")
+
+
+def export(root: str | Path = COURSE_DIR, to: str | Path | None = None) -> Path:
+    """Every submission's scores from the gradebook as CSV (``root/grades.csv`` by default),
+    one row per student and assignment: :data:`EXPORT_FIELDS`. Returns the file."""
+    from nbgrader.api import Gradebook
+    root = check_root(root)
+    to = Path(to) if to is not None else root / "grades.csv"
+    rows = []
+    with Gradebook(_api(root).coursedir.db_url) as gb:
+        for assignment in gb.assignments:
+            kinds = cell_kinds(assignment.name, root)
+            for sub in assignment.submissions:
+                grades = [g for nb in sub.notebooks for g in nb.grades]
+                auto = [g for g in grades if kinds.get(g.name, "autograded") == "autograded"]
+                rows.append({"student": sub.student.id, "assignment": assignment.name,
+                             "score": float(sub.score), "max_score": float(sub.max_score),
+                             "auto_score": sum(float(g.score) for g in auto),
+                             "auto_max_score": sum(float(g.max_score) for g in auto),
+                             "needs_manual_grade": bool(sub.needs_manual_grade)})
+    tmp = to.with_suffix(to.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EXPORT_FIELDS)
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda r: (r["student"], r["assignment"])))
+    os.replace(tmp, to)
+    return to
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+# ---------------------------------------------------------------------------------------------
+
+def format_table(report: Report) -> str:
+    """Markdown: a row per submission (score / max, autograded part, manual grading pending,
+    graded now or unchanged), then a row per submission or file that was not graded."""
+    graded = set(report.graded)
+    rows = ["| student | assignment | score | max | autograded | manual grading pending | this run |",
+            "|---|---|---:|---:|---:|---|---|"]
+    for s in report.scores:
         rows.append(f"| {s.student} | {s.assignment} | {s.score:g} | {s.max_score:g} | "
-                    f"{s.auto_score:g} / {s.auto_max_score:g} | {'yes' if s.needs_manual_grade else 'no'} |")
+                    f"{s.auto_score:g} / {s.auto_max_score:g} | {'yes' if s.needs_manual_grade else 'no'} | "
+                    f"{'graded' if (s.student, s.assignment) in graded else 'unchanged'} |")
+    if report.problems:
+        rows += ["", f"Not graded ({len(report.problems)}):", "",
+                 "| student | assignment / file | problem |", "|---|---|---|"]
+        rows += [f"| {p.student} | {p.assignment} | {p.problem} |" for p in report.problems]
     return "\n".join(rows)
 
 
-def to_json(scores: list[SubmissionScore]) -> str:
-    """``{student: {assignment: {score, max_score, auto_score, ...}}}`` as JSON."""
-    out: dict[str, dict[str, dict]] = {}
-    for s in scores:
+def to_json(report: Report) -> str:
+    """``{"scores": {student: {assignment: {score, max_score, ...}}}, "graded": [[student,
+    assignment], ...], "problems": [{student, assignment, problem}, ...]}``."""
+    scores: dict[str, dict[str, dict]] = {}
+    for s in report.scores:
         d = s.to_dict()
-        out.setdefault(d.pop("student"), {})[d.pop("assignment")] = d
-    return json.dumps(out, indent=1)
+        scores.setdefault(d.pop("student"), {})[d.pop("assignment")] = d
+    return json.dumps({"scores": scores, "graded": [list(g) for g in report.graded],
+                       "problems": [asdict(p) for p in report.problems]}, indent=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the `assignments` command
+# ---------------------------------------------------------------------------------------------
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """``python -m gocor assignments {generate,collect,grade,feedback,export}``."""
+    p = subparsers.add_parser("assignments", help="course assignments (nbgrader): release, collect, "
+                              "autograde, feedback, export")
+    a = p.add_subparsers(dest="action", required=True)
+    course = argparse.ArgumentParser(add_help=False)
+    course.add_argument("--course", "--work", dest="course", default=str(COURSE_DIR),
+                        help="the nbgrader course root (default: course/); a new or empty folder "
+                             "becomes one; a folder holding anything else is refused")
+    course.add_argument("--assignment", action="append", help="only this one (repeatable; default: all)")
+    q = a.add_parser("generate", parents=[course], help="release: COURSE/release/<assignment>/ (nbgrader generate_assignment)")
+    q.add_argument("--force", action="store_true", help="regenerate even when the release is up to date")
+    q = a.add_parser("collect", parents=[course], help="copy DIR/<student>/<assignment>/<assignment>.ipynb into COURSE/submitted/")
+    q.add_argument("dir", help="collected notebooks: DIR/<student>/<assignment>/<assignment>.ipynb")
+    q = a.add_parser("grade", parents=[course], help="autograde new or changed submissions in "
+                     "COURSE/submitted/ and print the scores (exit 1 if any could not be graded)")
+    q.add_argument("dir", nargs="?", help="collect from this folder first (as `collect DIR`)")
+    q.add_argument("--student", action="append", help="only this student (repeatable)")
+    q.add_argument("--regrade", action="store_true", help="autograde every submission again "
+                   "(manual grades stay; nbgrader marks them for review)")
+    q.add_argument("--timeout", type=float, help="seconds per notebook for every assignment "
+                   "(default: gocor.teach.assignments.TIMEOUTS)")
+    q.add_argument("--json", action="store_true", help="print JSON: scores, graded, problems")
+    a.add_parser("feedback", parents=[course], help="HTML feedback without hidden tests: COURSE/feedback/<student>/<assignment>/")
+    q = a.add_parser("export", parents=[course], help="all scores as CSV (default COURSE/grades.csv)")
+    q.add_argument("--to", help="the CSV file to write")
+    p.set_defaults(fn=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> None:
+    """The ``assignments`` command; a refused course root or a bad argument exits with 2."""
+    try:
+        if args.action == "generate":
+            print(f"student releases in {generate(args.course, args.assignment, force=args.force) / 'release'}")
+        elif args.action == "collect":
+            problems = collect(args.dir, args.course, args.assignment)
+            print(format_table(Report([], [], problems)) if problems else "collected")
+        elif args.action == "grade":
+            early = collect(args.dir, args.course, args.assignment) if args.dir else []
+            report = grade(args.course, args.assignment, args.student, args.timeout, args.regrade)
+            report.problems[:0] = [p for p in early if p not in report.problems]
+            print(to_json(report) if args.json else format_table(report))
+            if report.problems:
+                sys.exit(1)
+        elif args.action == "feedback":
+            files = feedback(args.course, args.assignment)
+            print(f"{len(files)} feedback files in {Path(args.course).resolve() / 'feedback'}")
+        elif args.action == "export":
+            print(f"scores written to {export(args.course, args.to)}")
+    except (CourseRootError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -68,15 +68,6 @@ def _reproduce(args) -> None:
               seeds=tuple(range(args.seeds)) if args.seeds is not None else None, all_runs=args.all)
 
 
-def _assignments(args) -> None:
-    from ..teach import assignments as asg
-    if args.action == "generate":
-        print(f"student releases in {asg.generate(args.out, args.assignment) / 'release'}")
-        return
-    scores = asg.grade(args.dir, args.work, args.assignment, timeout=args.timeout)
-    print(asg.to_json(scores) if args.json else asg.format_table(scores))
-
-
 def main(argv: list[str] | None = None) -> None:
     from ..lab.data.splits import TEST_SPLITS
     from ..lab.models.matcher import CONFIGS
@@ -144,18 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--update", action="store_true", help="also copy the executed notebooks back into notebooks/")
     p.set_defaults(fn=_reproduce)
 
-    p = sub.add_parser("assignments", help="course assignments: generate the student releases, autograde submissions")
-    a = p.add_subparsers(dest="action", required=True)
-    q = a.add_parser("generate", help="nbgrader generate_assignment into OUT/release/<assignment>/")
-    q.add_argument("--out", default="build/assignments")
-    q.add_argument("--assignment", action="append", help="only this one (repeatable; default: all)")
-    q = a.add_parser("grade", help="autograde DIR/<student>/<assignment>/ and print a score table")
-    q.add_argument("dir", help="submissions, nbgrader's submitted/ layout: DIR/<student>/<assignment>/*.ipynb")
-    q.add_argument("--json", action="store_true", help="print JSON: per student and assignment, score and max_score")
-    q.add_argument("--work", default="build/assignments/grading", help="nbgrader course directory to (re)create")
-    q.add_argument("--assignment", action="append", help="only this one (repeatable; default: all found)")
-    q.add_argument("--timeout", type=int, help="per-cell time limit in seconds (default: course/nbgrader_config.py)")
-    p.set_defaults(fn=_assignments)
+    from ..teach import assignments
+    assignments.add_parser(sub)
 
     args = parser.parse_args(argv)
     from ..lab.runs.checkpoint import CheckpointError
