@@ -112,11 +112,13 @@ def kernel_arguments(memory: int = MEMORY_LIMIT) -> list[str]:
 
 def _feedback_preprocessor():
     from nbconvert.preprocessors import Preprocessor
+    from traitlets import Bool
 
     class HideHiddenTests(Preprocessor):
         """Feedback without the hidden tests: their code (with the seeds and shapes) and the
         mark schemes are cut from the sources, and a test cell's error shows its message only,
         not the traceback (which quotes the failing hidden line)."""
+        enabled = Bool(True)
 
         def preprocess_cell(self, cell, resources, index):
             for begin, end in (("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"), ("BEGIN MARK SCHEME", "END MARK SCHEME")):
@@ -440,8 +442,8 @@ def feedback(root: str | Path = COURSE_DIR, assignments: list[str] | None = None
     root = check_root(root)
     out = []
     for name in _names(root, assignments):
-        for student_dir in sorted((root / "autograded").glob(f"*/{name}")):
-            student = student_dir.parent.name
+        for done in sorted((root / "autograded").glob(f"*/{name}/{name}.ipynb")):
+            student = done.parent.parent.name
             result = _api(root, notebook=name).generate_feedback(name, student, force=True)
             if not result.get("success"):
                 raise GradingError(f"nbgrader generate_feedback {name} {student} failed:\n{result.get('log', '')}")
