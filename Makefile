@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: test reproduce lab browser-test bench assignments clean
+.PHONY: test reproduce lab browser-test bench assignments formgrader clean
 
 # torch first and pinned, so pip never resolves it to a CUDA build.
 $(STAMP): pyproject.toml
@@ -22,10 +22,20 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	$(PY) -m gocor reproduce
 
-# Student versions of the course (course/source) with nbgrader generate_assignment:
-# build/assignments/release/<assignment>/.
+# The course root (nbgrader's layout: source/, release/, submitted/, autograded/, feedback/,
+# gradebook.db), course/ by default. `make assignments` writes the student versions to
+# $(COURSE)/release/<assignment>/ with nbgrader generate_assignment.
+COURSE ?= course
 assignments: $(STAMP)
-	$(PY) -m gocor assignments generate --out build/assignments
+	$(PY) -m gocor assignments generate --course $(COURSE)
+
+# nbgrader's formgrader on the course root: JupyterLab is started inside $(COURSE), so the course
+# root is the notebook server's root (the formgrader refuses a course root outside it), with the
+# venv's scripts on PATH; as root (containers) it needs --allow-root. Opens /formgrader.
+FORMGRADER_ARGS ?=
+formgrader: $(STAMP)
+	cd $(COURSE) && env -u MPLBACKEND PATH="$(abspath $(VENV))/bin:$$PATH" "$(abspath $(VENV))/bin/jupyter" lab \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.default_url=/formgrader $(FORMGRADER_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m gocor bench
