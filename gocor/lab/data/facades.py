@@ -11,7 +11,7 @@ Flow convention: :mod:`gocor.lab.data.flow`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import kornia.geometry.linalg as KL
 import kornia.geometry.transform as KT
@@ -23,6 +23,9 @@ from .flow import pixel_grid, remap
 from .sampling import corners, inside, pixel_points, uniform
 
 
+CUES = ("brightness", "tint", "curtain", "shading")     # what tells a window from its copies
+
+
 @dataclass(frozen=True)
 class FacadeConfig:
     size: int = 128                                 # square images, pixels
@@ -31,6 +34,24 @@ class FacadeConfig:
     homography: float = 0.04                        # corner jitter, fraction of the size
     distinct: int = 2                               # distinctive elements per scene
     noise: float = 0.02
+    # what tells one window from its copies (0 makes that cue vanish; the claim experiment scales them)
+    brightness: float = 0.08                        # per-window brightness, ± this fraction
+    tint: float = 0.06                              # per-window pane tint, ± this
+    curtain: float = 0.6                            # spread of the curtains' heights (centred at 0.5)
+    shading: float = 0.35                           # amplitude of the smooth shading across the wall
+
+    def scaled(self, dose: float, cues: tuple[str, ...] = CUES) -> "FacadeConfig":
+        """The same facades with the copy-distinguishing ``cues`` × ``dose``, every other cue and
+        the distinctive elements removed: with all cues, 0 makes the copies identical (up to
+        pixel noise), 1 makes them differ as in the default facades, 2 twice as much."""
+        if dose < 0:
+            raise ValueError(f"dose: expected >= 0, got {dose}")
+        unknown = [c for c in cues if c not in CUES]
+        if unknown:
+            raise ValueError(f"cues: unknown {unknown}; choose from {CUES}")
+        k = {c: (dose if c in cues else 0.0) for c in CUES}
+        return replace(self, distinct=0, brightness=k["brightness"] * self.brightness, tint=k["tint"] * self.tint,
+                       curtain=min(1.0, k["curtain"] * self.curtain), shading=k["shading"] * self.shading)
 
 
 def facade(cfg: FacadeConfig, side: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -48,9 +69,9 @@ def facade(cfg: FacadeConfig, side: int, gen: torch.Generator) -> tuple[Tensor, 
     pane = 0.35 * pane                                                     # panes darker than walls
     fw, fh = 0.55 + 0.15 * uniform(gen), 0.55 + 0.2 * uniform(gen)             # window size in the cell
     # small per-element differences
-    bright = 1.0 + 0.08 * (2 * uniform(gen, n * n) - 1)
-    tint = 0.06 * (2 * uniform(gen, 3, n * n) - 1)
-    curtain_level = 0.2 + 0.6 * uniform(gen, n * n)
+    bright = 1.0 + cfg.brightness * (2 * uniform(gen, n * n) - 1)
+    tint = cfg.tint * (2 * uniform(gen, 3, n * n) - 1)
+    curtain_level = (0.5 - cfg.curtain / 2) + cfg.curtain * uniform(gen, n * n)
     # a few distinctive elements: bricked up (wall), lit (bright pane), odd colour
     kinds = torch.zeros(n * n, dtype=torch.long)
     for _ in range(cfg.distinct):
@@ -76,7 +97,7 @@ def facade(cfg: FacadeConfig, side: int, gen: torch.Generator) -> tuple[Tensor, 
     img = torch.where((k == 1) & in_frame, wall * 0.9, img)                # bricked up
     img = img * bright[idx]
     shading = F.interpolate(uniform(gen, 1, 1, 4, 4), size=(side, side), mode="bicubic", align_corners=True)[0]
-    img = img * (0.8 + 0.35 * shading) + cfg.noise * torch.randn(img.shape, generator=gen)
+    img = img * ((0.8 + (0.35 - cfg.shading) / 2) + cfg.shading * shading) + cfg.noise * torch.randn(img.shape, generator=gen)
     return img.clamp(0, 1), period
 
 
