@@ -8,10 +8,11 @@ One module fixture makes a course root and grades these students (one kernel per
 
 - ``solution`` (the sources) and ``release`` (the student versions, unmodified), all four;
 - ``cheat``: a1 (the kit's own ``distance_bins``; ``check_close`` rebound inside
-  ``robust_activation`` and in the ``learned_labels`` cell), a2 (the autograd oracle for the
-  gradient, the solver's step for the per-image α, the per-filter α's sign flipped), a3 (the
-  kit's transpose, ``check_adjoint`` rebound, a 3 GiB allocation, a vjp through the kit's prior);
-- ``other``: a1 and a3 written differently (``torch.where``, ``cdist``, ``unfold``, ``bmm``);
+  ``robust_activation`` and in the ``learned_labels`` cell; a 3 GiB allocation), a2 (the autograd
+  oracle for the gradient, the solver's step for the per-image α, the per-filter α's sign
+  flipped), a3 (``check_adjoint`` rebound, the kit's ``QueryPrior.adjoint``); its other cells are
+  written independently (a1's ``reference_loss`` with ``bmm``/``cdist``, a3's with ``bmm``/``unfold``);
+- ``other``: a1's ``distance_bins`` with ``torch.where``, and a test cell (locked) edited;
 - ``offbyone``: a1 with the last distance bin off by one and, beside the notebook, a copy of
   ``gocor/`` patched to agree with it;
 - ``dead`` (a1, the kernel exits), ``loop`` (a1, ``while True: pass``, graded with a 4 s budget),
@@ -25,8 +26,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -54,20 +53,16 @@ def _cells(nb) -> dict[str, nbformat.NotebookNode]:
     return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "grade_id" in c.metadata.get("nbgrader", {})}
 
 
-def _solution(name: str, **bodies: str):
-    """The solution notebook of ``name`` with the cells ``grade_id=source`` replaced."""
-    nb = _nb(SOURCE / name / f"{name}.ipynb")
-    cells = _cells(nb)
-    for gid, source in bodies.items():
-        cells[gid].source = source.strip("\n")
-    return nb
-
-
-def _edit(name: str, gid: str, old: str, new: str):
-    nb = _nb(SOURCE / name / f"{name}.ipynb")
-    cell = _cells(nb)[gid]
-    assert cell.source.count(old) == 1, (gid, old)
-    cell.source = cell.source.replace(old, new)
+def _student(releases: Path, name: str, **bodies: str):
+    """What a student hands in: the release of ``name`` with the solutions written in, and the
+    cells ``grade_id=source`` replaced."""
+    nb = _nb(releases / name / f"{name}.ipynb")
+    solutions = _cells(_nb(SOURCE / name / f"{name}.ipynb"))
+    for gid, cell in _cells(nb).items():
+        if cell.metadata["nbgrader"].get("solution"):
+            cell.source = solutions[gid].source
+        if gid in bodies:
+            cell.source = bodies[gid].strip("\n")
     return nb
 
 
@@ -86,6 +81,11 @@ def robust_activation(s, m):
 check_close = lambda *a, **k: None
 def learned_labels(dist, theta_y, theta_plus, theta_m, bin_displacement):
     return dist, dist, dist
+""",
+    regularizer="""
+def regularizer(w, filter_reg, min_filter_reg, scale):
+    big = torch.empty(3 * 2**30, dtype=torch.uint8).fill_(1)   # 3 GiB, over the kernel's limit
+    return 0.5 * max(filter_reg ** 2, min_filter_reg ** 2) * scale ** 2 * (w * w).flatten(1).sum(1)
 """)
 CHEAT_A2 = dict(
     gradient="""
@@ -102,29 +102,13 @@ def step_length_per_image(w, g, ref_feat, query_feat, opt):
 PLANTED = ("step_length_per_filter", "return num / den.clamp_min(1e-8)", "return -num / den.clamp_min(1e-8)")
 CHEAT_A3 = dict(
     global_transpose="""
-def global_transpose(feat, scores):
-    from gocor.correlation import GlobalCorrelation as G
-    return G(feat).transpose(scores)
-""",
-    local_transpose="""
 check_adjoint = lambda *a, **k: None
-def local_transpose(feat, scores, radius):
+def global_transpose(feat, scores):
     return feat * 0
-""",
-    local_apply="""
-def local_apply(feat, w, radius):
-    big = torch.empty(3 * 2**30, dtype=torch.uint8).fill_(1)   # 3 GiB, over the kernel's limit
-    b, c, h, wd = w.shape
-    k = 2 * radius + 1
-    padded = F.pad(feat, (radius, radius, radius, radius))
-    return torch.stack([(w * padded[:, :, dy:dy + h, dx:dx + wd]).sum(1) for dy in range(k) for dx in range(k)], 1) / c
 """,
     prior_adjoint="""
 def prior_adjoint(R, out, query_size):
-    b, nq, h, wd, o = out.shape
-    with torch.enable_grad():
-        v = torch.zeros(b, nq, h, wd, dtype=out.dtype, requires_grad=True)
-        return torch.autograd.grad((R(v, query_size) * out).sum(), v)[0]
+    return R.adjoint(out, query_size)
 """)
 OTHER_A1 = dict(
     distance_bins="""
@@ -193,21 +177,28 @@ def course(tmp_path_factory):
     for name in asg.ASSIGNMENTS:
         for student, src in (("solution", SOURCE), ("release", releases)):
             _write(_nb(src / name / f"{name}.ipynb"), inbox / student / name / f"{name}.ipynb")
-    a2 = _solution(A2, **CHEAT_A2)
+    a2 = _student(releases, A2, **CHEAT_A2)
     cell = _cells(a2)[PLANTED[0]]
     cell.source = cell.source.replace(PLANTED[1], PLANTED[2])
-    for name, nb in ((A1, _solution(A1, **CHEAT_A1)), (A2, a2), (A3, _solution(A3, **CHEAT_A3))):
+    # the cheats' notebooks hold the independently written pieces too (graded cell by cell)
+    cheat_a1 = _student(releases, A1, **CHEAT_A1, reference_loss=OTHER_A1["reference_loss"])
+    for name, nb in ((A1, cheat_a1), (A2, a2), (A3, _student(releases, A3, **CHEAT_A3, **OTHER_A3))):
         _write(nb, inbox / "cheat" / name / f"{name}.ipynb")
-    _write(_solution(A1, **OTHER_A1), inbox / "other" / A1 / f"{A1}.ipynb")
-    _write(_solution(A3, **OTHER_A3), inbox / "other" / A3 / f"{A3}.ipynb")
-    _write(_solution(A1, distance_bins="import os\nos._exit(1)"), inbox / "dead" / A1 / f"{A1}.ipynb")
-    _write(_solution(A1, distance_bins="def distance_bins(dist, num_bins, bin_displacement):\n    while True:\n        pass"),
+    other = _student(releases, A1, distance_bins=OTHER_A1["distance_bins"])
+    _cells(other)["test_regularizer"].source = 'print("regularizer: tests passed")'   # a locked cell edited
+    _write(other, inbox / "other" / A1 / f"{A1}.ipynb")
+    _write(_student(releases, A1, distance_bins="import os\nos._exit(1)"), inbox / "dead" / A1 / f"{A1}.ipynb")
+    _write(_student(releases, A1, distance_bins="def distance_bins(dist, num_bins, bin_displacement):\n    while True:\n        pass"),
            inbox / "loop" / A1 / f"{A1}.ipynb")
     _write(_nb(SOURCE / A1 / f"{A1}.ipynb"), inbox / "misnamed" / A1 / f"{A1} (1).ipynb")
     (inbox / "misnamed" / "A1_objective").mkdir(parents=True)
     # nbgrader's own way of collecting: files straight into submitted/, here with a patched kit beside
     offbyone = root / "submitted" / "offbyone" / A1
-    _write(_edit(A1, "distance_bins", *OFF_BY_ONE), offbyone / f"{A1}.ipynb")
+    nb = _student(releases, A1)
+    cell = _cells(nb)["distance_bins"]
+    assert cell.source.count(OFF_BY_ONE[0]) == 1
+    cell.source = cell.source.replace(*OFF_BY_ONE)
+    _write(nb, offbyone / f"{A1}.ipynb")
     kit = Path(asg.__file__).resolve().parents[1]
     shutil.copytree(kit, offbyone / "gocor", ignore=shutil.ignore_patterns("__pycache__", "*.pt"))
     objective = offbyone / "gocor" / "objective.py"
@@ -321,8 +312,11 @@ def test_solutions_get_full_marks(course):
 
 
 def test_independently_written_solutions_get_full_marks(course):
-    for name in (A1, A3):
-        assert _lost(course, "other", name) == {}, (name, _errors(course, "other", name))
+    assert _lost(course, "other", A1) == {}, _errors(course, "other", A1)                  # torch.where
+    cheat = {name: _auto_cells(course["scores"]["cheat"][name]) for name in (A1, A3)}
+    assert cheat[A1]["test_reference_loss"]["score"] == 3                                 # bmm, cdist
+    for gid in ("test_global_apply", "test_local_apply", "test_local_transpose"):         # bmm, unfold
+        assert cheat[A3][gid]["score"] == cheat[A3][gid]["max_score"], gid
 
 
 def test_unmodified_releases_get_zero_with_helpful_messages(course):
@@ -340,6 +334,15 @@ def test_unmodified_releases_get_zero_with_helpful_messages(course):
     assert "`test_aepe` is still the stub" in _errors(course, "release", A4)["test_test_aepe"]
 
 
+def test_edited_locked_cells_are_restored_and_listed(course):
+    # nbgrader restores the test cell (full marks on the real test) and the table names it
+    assert _auto_cells(course["scores"]["other"][A1])["test_regularizer"]["score"] == 2
+    assert "kit.regularizer(" in _cells(_nb(course["root"] / "autograded" / "other" / A1 / f"{A1}.ipynb"))["test_regularizer"].source
+    assert course["scores"]["other"][A1]["edited_locked_cells"] == ["test_regularizer"]
+    for student in ("release", "cheat", "offbyone", "loop"):
+        assert all(s["edited_locked_cells"] == [] for s in course["scores"][student].values()), student
+
+
 def test_one_mistake_costs_one_test_cell(course):
     # the last bin off by one: only the bins' test (2 points), not the later pieces that use them
     assert _lost(course, "offbyone", A1) == {"test_distance_bins": 2.0}
@@ -354,7 +357,8 @@ def test_a_patched_kit_beside_the_notebook_is_not_used(course):
 
 def test_cheats_lose_their_points(course):
     errors = {name: _errors(course, "cheat", name) for name in (A1, A2, A3)}
-    assert set(_lost(course, "cheat", A1)) == {"test_distance_bins", "test_robust_activation", "test_learned_labels"}
+    assert set(_lost(course, "cheat", A1)) == {"test_distance_bins", "test_robust_activation", "test_learned_labels",
+                                              "test_regularizer"}
     assert "calls `gocor.objective.distance_bins`" in errors[A1]["test_distance_bins"]
     assert "changed `check_close`" in errors[A1]["test_robust_activation"]
     assert "learned_labels: y" in errors[A1]["test_learned_labels"]        # the rebinding had no effect
@@ -363,15 +367,14 @@ def test_cheats_lose_their_points(course):
     assert "calls `gocor.solver." in errors[A2]["test_step_length_per_image"]
     assert "larger than the exact step" not in errors[A2]["test_step_length_per_filter"]   # negative: smaller
     assert "smaller than the exact step" in errors[A2]["test_step_length_per_filter"]
-    assert set(_lost(course, "cheat", A3)) == {"test_global_transpose", "test_local_transpose",
-                                              "test_local_apply", "test_prior_adjoint"}
-    assert "calls `gocor.correlation.GlobalCorrelation." in errors[A3]["test_global_transpose"]
-    assert "adjoint identity fails" in errors[A3]["test_local_transpose"]
-    assert "calls `gocor.objective.QueryPrior.forward`" in errors[A3]["test_prior_adjoint"]   # the vjp's forward
+    assert set(_lost(course, "cheat", A3)) == {"test_global_transpose", "test_prior_adjoint"}
+    assert re.search(r"global_transpose: (expected a tensor of shape|adjoint identity fails)",
+                     errors[A3]["test_global_transpose"])                            # the rebinding had no effect
+    assert "calls `gocor.objective.QueryPrior.adjoint`" in errors[A3]["test_prior_adjoint"]
 
 
 def test_the_grading_kernel_has_a_memory_limit(course):
-    assert "can't allocate memory" in _errors(course, "cheat", A3)["test_local_apply"]
+    assert "can't allocate memory" in _errors(course, "cheat", A1)["test_regularizer"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +469,7 @@ def test_feedback_hides_the_hidden_tests_and_copies_no_checkpoint(course):
     assert not list((root / "feedback").rglob("*.pt"))
 
 
-def test_export_and_nbgrader_commands_share_the_gradebook(course, tmp_path):
+def test_export_agrees_with_nbgraders_exporter(course, tmp_path):
     import csv
     root = course["root"]
     path = asg.export(root)
@@ -475,10 +478,11 @@ def test_export_and_nbgrader_commands_share_the_gradebook(course, tmp_path):
     assert graded <= {(r["student"], r["assignment"]) for r in rows}
     row = next(r for r in rows if r["student"] == "offbyone")
     assert float(row["score"]) == 8 and float(row["max_score"]) == 10
-    nbgrader = Path(sys.executable).with_name("nbgrader")
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins import CsvExportPlugin
     out = tmp_path / "nbgrader.csv"
-    subprocess.run([str(nbgrader), "export", "--to", str(out)], cwd=root, check=True, capture_output=True,
-                   env={**os.environ, "PATH": f"{nbgrader.parent}{os.pathsep}{os.environ['PATH']}"})
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:     # what `nbgrader export` runs
+        CsvExportPlugin(to=str(out)).export(gb)
     theirs = {(r["student_id"], r["assignment"]): float(r["score"]) for r in csv.DictReader(out.open())}
     for r in rows:
         assert theirs[(r["student"], r["assignment"])] == float(r["score"]), r
@@ -526,6 +530,18 @@ def test_attempt_blocks_the_kit_feeds_references_and_restores_what_it_changed():
         return globals()["piece"](dist, 4, 0.5)
     got = checks.attempt(uses_piece, d, blocked=["gocor.objective"], feed={"piece": objective.distance_bins})
     assert torch.equal(got, objective.distance_bins(d, 4, 0.5)) and "piece" not in globals()
+
+    def vjp(dist):
+        x = dist.clone().requires_grad_(True)
+        return torch.autograd.grad((x * x).sum(), x)[0]
+    with pytest.raises(checks.StudentCheckFailed, match="calls `torch.autograd.grad`"):
+        checks.attempt(vjp, d, blocked=checks.BLOCK_AUTOGRAD)
+    assert torch.equal(checks.attempt(vjp, d), 2 * d)
+
+    from gocor.correlation import GlobalCorrelation
+    transpose = GlobalCorrelation(d.view(1, 1, 1, 7)).transpose
+    with pytest.raises(checks.StudentCheckFailed, match="calls `gocor.correlation.GlobalCorrelation.transpose`"):
+        checks.attempt(transpose, d.view(1, 7, 1, 1), blocked=["gocor.correlation"])
 
     def patches(dist):
         objective.robust_activation = lambda s, m: s

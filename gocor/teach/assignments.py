@@ -346,6 +346,9 @@ class SubmissionScore:
     auto_max_score: float
     needs_manual_grade: bool
     cells: list[CellScore] = field(default_factory=list)
+    edited_locked_cells: list[str] = field(default_factory=list)
+    """Locked cells (tests, setup) whose source in the submission differs from the release:
+    nbgrader restored them before grading; a sign of tampering (or of an accident)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -370,6 +373,23 @@ def cell_kinds(assignment: str, root: str | Path = COURSE_DIR) -> dict[str, Cell
             if meta.get("grade"):
                 kinds[meta["grade_id"]] = "manual" if meta.get("solution") else "autograded"
     return kinds
+
+
+def edited_locked_cells(submitted: Path, release: Path) -> list[str]:
+    """grade ids of the release's locked cells that the submitted notebook changed or lost.
+    (nbgrader's own log reports a checksum change on every test cell, as its gradebook holds
+    the hidden tests; this compares with what the student was given.)"""
+    import nbformat
+
+    def locked(path: Path) -> dict[str, str]:
+        cells = nbformat.read(path, as_version=4).cells
+        return {c.metadata["nbgrader"]["grade_id"]: c.source for c in cells
+                if c.metadata.get("nbgrader", {}).get("locked") and "grade_id" in c.metadata["nbgrader"]}
+    try:
+        given, got = locked(release), locked(submitted)
+    except Exception:   # noqa: BLE001 (an unreadable notebook fails in autograde, with its own message)
+        return []
+    return sorted(gid for gid, source in given.items() if got.get(gid) != source)
 
 
 def _failure(log: str) -> str:
@@ -418,7 +438,7 @@ def grade(root: str | Path = COURSE_DIR, assignments: list[str] | None = None,
     failed = {(p.student, p.assignment) for p in problems}
     scores = []
     with Gradebook(_api(root).coursedir.db_url) as gb:
-        for student, name, _ in found:
+        for student, name, path in found:
             if (student, name) in failed:
                 continue
             try:
@@ -429,9 +449,10 @@ def grade(root: str | Path = COURSE_DIR, assignments: list[str] | None = None,
             cells = [CellScore(g.name, kinds.get(g.name, "autograded"), float(g.score), float(g.max_score),
                                bool(g.needs_manual_grade)) for nb in sub.notebooks for g in nb.grades]
             auto = [c for c in cells if c.kind == "autograded"]
+            edited = edited_locked_cells(path, root / "release" / name / path.name)
             scores.append(SubmissionScore(student, name, float(sub.score), float(sub.max_score),
                                           sum(c.score for c in auto), sum(c.max_score for c in auto),
-                                          bool(sub.needs_manual_grade), cells))
+                                          bool(sub.needs_manual_grade), cells, edited))
     return Report(scores, graded, problems)
 
 
@@ -487,14 +508,16 @@ def export(root: str | Path = COURSE_DIR, to: str | Path | None = None) -> Path:
 
 def format_table(report: Report) -> str:
     """Markdown: a row per submission (score / max, autograded part, manual grading pending,
-    graded now or unchanged), then a row per submission or file that was not graded."""
+    graded now or unchanged, locked cells the student edited), then a row per submission or file
+    that was not graded."""
     graded = set(report.graded)
-    rows = ["| student | assignment | score | max | autograded | manual grading pending | this run |",
-            "|---|---|---:|---:|---:|---|---|"]
+    rows = ["| student | assignment | score | max | autograded | manual grading pending | this run | locked cells edited |",
+            "|---|---|---:|---:|---:|---|---|---|"]
     for s in report.scores:
         rows.append(f"| {s.student} | {s.assignment} | {s.score:g} | {s.max_score:g} | "
                     f"{s.auto_score:g} / {s.auto_max_score:g} | {'yes' if s.needs_manual_grade else 'no'} | "
-                    f"{'graded' if (s.student, s.assignment) in graded else 'unchanged'} |")
+                    f"{'graded' if (s.student, s.assignment) in graded else 'unchanged'} | "
+                    f"{', '.join(s.edited_locked_cells) or '-'} |")
     if report.problems:
         rows += ["", f"Not graded ({len(report.problems)}):", "",
                  "| student | assignment / file | problem |", "|---|---|---|"]
