@@ -17,7 +17,11 @@ def test_run_case_measures_every_layer():
     assert by["LocalGOCor r=4, 7 steps"]["matmul_gflop"] > by["LocalGOCor r=4, 3 steps"]["matmul_gflop"]
     for r in rows:
         assert r["machine_gflops"] > 0
-        assert abs(r["floor_seconds"] * r["machine_gflops"] - r["matmul_gflop"]) < 1e-9
+        assert abs(r["floor_seconds"] * r["machine_gflops"] - r["needed_gflop"]) < 1e-9
+        assert 0 < r["needed_gflop"] <= r["matmul_gflop"] * (1 + 1e-9)       # the floor is never above the work done
+    # the algorithmic floor: 3 passes of 2·B·C·H·W·(2r+1)², whatever the implementation computes
+    assert by["local correlation r=4"]["needed_gflop"] * 1e9 == 3 * 2 * 1 * 4 * 64 * 64 * 81
+    assert by["GlobalGOCor (GLU-Net-GOCor, 3 steps), C=512"]["channels"] == 512
     table = format_table({"machine": "test", "torch": torch.__version__, "batch": 1, "channels": 4, "rows": rows})
     assert table.count("\n| ") == len(CASES) + 1 and "GlobalGOCor" in table
 
