@@ -6,7 +6,9 @@ Global and local GOCor share every part but the correlation operator.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+import numbers
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn as nn
@@ -18,31 +20,90 @@ from .objective import LearnedLabels, QueryPrior
 from .solver import FilterOptimizer, SolverTrace
 
 
+KINDS = ("global", "local")
+WEIGHT1_DIMS = ("query", "reference")
+
+
 @dataclass(frozen=True)
 class GOCorConfig:
-    """Hyper-parameters; the defaults are the paper's (GLU-Net-GOCor for global)."""
+    """Hyper-parameters; the defaults are the paper's (GLU-Net-GOCor). ``initializer`` and
+    ``query_loss`` left at None take the kind's default (:meth:`for_kind`). Every field is
+    checked on construction; a bad value raises naming the field."""
 
-    num_iter: int = 3
-    initializer: str = "flexible_context"
-    query_loss: bool = True             # L_q with the 4D conv prior (global: on, the paper's; local: off)
+    num_iter: int = 3                   # solver steps (>= 0); forward(num_iter=...) overrides per call
+    initializer: str | None = None      # None: "flexible_context" (global), "simple" (local)
+    query_loss: bool | None = None      # L_q with the 4D prior; None: on for global (the paper's), off for local
     query_loss_form: str = "auto"       # global L_q via "gram" (Q, grows as (k²C)²), "volume", or "auto" (cheaper)
-    prior_kernel_size: int = 3
-    prior_inter_dim: int = 16
-    prior_output_dim: int = 16
-    search_radius: int = 4              # local only
-    num_dist_bins: int = 10
-    bin_displacement: float = 0.5
-    init_gauss_sigma: float = 1.0
-    v_minus_init_factor: float = 4.0
-    init_step_length: float = 1.0
-    init_filter_reg: float = 1e-2
-    min_filter_reg: float = 1e-5
+    prior_kernel_size: int = 3          # the prior R's kernel, odd
+    prior_inter_dim: int = 16           # R's channels after weight1 (>= 1)
+    prior_output_dim: int = 16          # R's output channels (>= 1)
+    prior_weight1_dims: str = "query"   # the dims weight1 convolves: "query" (global; the kit's local) or
+                                        # "reference" (the authors' local code, see gocor.compat)
+    search_radius: int = 4              # local only: a (2r+1)² window (>= 0)
+    num_dist_bins: int = 10             # bins of the learned y, v+, m over distance (>= 1)
+    bin_displacement: float = 0.5       # bin width in cells (> 0)
+    init_gauss_sigma: float = 1.0       # initial label width (>= 0; 0: 1 at δ = 0 only, as the authors)
+    v_minus_init_factor: float = 4.0    # initial mask logits: factor · tanh(2 − δ)
+    init_step_length: float = 1.0       # initial step factor exp(γ) (> 0)
+    init_filter_reg: float = 1e-2       # initial θ_λ (λ = max(|θ_λ|, min_filter_reg))
+    min_filter_reg: float = 1e-5        # floor of λ (>= 0)
+
+    def __post_init__(self) -> None:
+        _integer("num_iter", self.num_iter, 0)
+        if self.initializer is not None and not isinstance(self.initializer, str):
+            raise TypeError(f"GOCorConfig.initializer must be a name (str) or None, got {self.initializer!r}")
+        if self.query_loss is not None and not isinstance(self.query_loss, bool):
+            raise TypeError(f"GOCorConfig.query_loss must be True, False or None, got {self.query_loss!r}")
+        _integer("prior_kernel_size", self.prior_kernel_size, 1)
+        if self.prior_kernel_size % 2 != 1:
+            raise ValueError(f"GOCorConfig.prior_kernel_size must be odd, got {self.prior_kernel_size}")
+        _integer("prior_inter_dim", self.prior_inter_dim, 1)
+        _integer("prior_output_dim", self.prior_output_dim, 1)
+        if self.prior_weight1_dims not in WEIGHT1_DIMS:
+            raise ValueError(f"GOCorConfig.prior_weight1_dims must be one of {WEIGHT1_DIMS}, "
+                             f"got {self.prior_weight1_dims!r}")
+        _integer("search_radius", self.search_radius, 0)
+        _integer("num_dist_bins", self.num_dist_bins, 1)
+        _real("bin_displacement", self.bin_displacement, positive=True)
+        _real("init_gauss_sigma", self.init_gauss_sigma, nonnegative=True)
+        _real("v_minus_init_factor", self.v_minus_init_factor)
+        _real("init_step_length", self.init_step_length, positive=True)
+        _real("init_filter_reg", self.init_filter_reg)
+        _real("min_filter_reg", self.min_filter_reg, nonnegative=True)
 
     def replace(self, **changes) -> "GOCorConfig":
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"unknown GOCorConfig field(s) {unknown}; fields: {[f.name for f in fields(self)]}")
         return replace(self, **changes)
 
+    def for_kind(self, kind: str) -> "GOCorConfig":
+        """This config with the kind's defaults filled in: global flexible_context with L_q
+        (GLU-Net-GOCor), local simple without (PWC-Net-GOCor, GLU-Net-GOCor's local level)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        initializer, query_loss = ("flexible_context", True) if kind == "global" else ("simple", False)
+        return self.replace(initializer=initializer if self.initializer is None else self.initializer,
+                            query_loss=query_loss if self.query_loss is None else self.query_loss)
 
-LOCAL_DEFAULTS = GOCorConfig(initializer="simple", query_loss=False)
+
+def _integer(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"GOCorConfig.{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"GOCorConfig.{name} must be >= {minimum}, got {value}")
+
+
+def _real(name: str, value, positive: bool = False, nonnegative: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"GOCorConfig.{name} must be a finite number, got {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"GOCorConfig.{name} must be > 0, got {value}")
+    if nonnegative and value < 0:
+        raise ValueError(f"GOCorConfig.{name} must be >= 0, got {value}")
+
+
+LOCAL_DEFAULTS = GOCorConfig().for_kind("local")
 
 
 @dataclass(frozen=True)
@@ -67,8 +128,11 @@ def gocor_modules(model: nn.Module) -> dict[str, "_GOCor"]:
     return {name: m for name, m in model.named_modules() if isinstance(m, _GOCor)}
 
 
-def check_features(ref: Tensor, query: Tensor, feature_dim: int, same_size: bool) -> None:
-    """Raise TypeError/ValueError naming the problem instead of returning a wrong volume."""
+def check_features(ref: Tensor, query: Tensor, feature_dim: int | None, same_size: bool,
+                   mixed_dtypes: bool = False) -> None:
+    """Raise TypeError/ValueError naming the problem instead of returning a wrong volume.
+    ``feature_dim`` None accepts any channel count (the same in both); ``mixed_dtypes`` accepts
+    two floating dtypes (under autocast, where a warped query may come back in float32)."""
     for name, t in (("reference_feat", ref), ("query_feat", query)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -76,36 +140,84 @@ def check_features(ref: Tensor, query: Tensor, feature_dim: int, same_size: bool
             raise ValueError(f"{name} must be 4-D (B, C, H, W), got shape {tuple(t.shape)}")
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {t.dtype}")
-        if t.shape[1] != feature_dim:
+        if feature_dim is not None and t.shape[1] != feature_dim:
             raise ValueError(f"{name} has {t.shape[1]} channels, the module expects {feature_dim}")
-        if t.shape[-2] < 1 or t.shape[-1] < 1 or t.shape[0] < 1:
+        if t.shape[-2] < 1 or t.shape[-1] < 1 or t.shape[0] < 1 or t.shape[1] < 1:
             raise ValueError(f"{name} is empty: shape {tuple(t.shape)}")
-    if ref.dtype != query.dtype:
+    if ref.dtype != query.dtype and not mixed_dtypes:
         raise TypeError(f"dtype mismatch: reference_feat {ref.dtype}, query_feat {query.dtype}")
     if ref.device != query.device:
         raise ValueError(f"device mismatch: reference_feat on {ref.device}, query_feat on {query.device}")
     if ref.shape[0] != query.shape[0]:
         raise ValueError(f"batch mismatch: reference_feat {ref.shape[0]}, query_feat {query.shape[0]}")
+    if ref.shape[1] != query.shape[1]:
+        raise ValueError(f"channel mismatch: reference_feat {ref.shape[1]}, query_feat {query.shape[1]}")
     if same_size and ref.shape[-2:] != query.shape[-2:]:
         raise ValueError(f"reference_feat {tuple(ref.shape[-2:])} and query_feat "
                          f"{tuple(query.shape[-2:])} must have the same spatial size here")
 
 
+def check_finite(**tensors: Tensor) -> None:
+    """Raise ValueError naming the first tensor holding NaN or Inf, with a count and the index
+    of its first bad entry (one pass over each tensor and a device sync)."""
+    for name, t in tensors.items():
+        bad = ~torch.isfinite(t)
+        if bad.any():
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"{name} holds {int(bad.sum())} NaN/Inf value(s) of {t.numel()}, the first at "
+                             f"index {first} (B, C, H, W); one such pixel spoils its whole batch item's volume")
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:                                   # torch < 2.4
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return device_type == "cuda" and torch.is_autocast_enabled()
+
+
 class _GOCor(nn.Module):
-    def __init__(self, feature_dim: int, config: GOCorConfig, initializers: dict):
+    """What global and local GOCor share; see :class:`GlobalGOCor` and :class:`LocalGOCor`."""
+
+    kind = ""
+
+    def __init__(self, feature_dim: int | None, config: GOCorConfig | None, overrides: dict,
+                 initializers: dict, check_finite: bool = False):
         super().__init__()
+        config = (config if config is not None else GOCorConfig()).replace(**overrides).for_kind(self.kind)
         if config.initializer not in initializers:
-            raise ValueError(f"unknown initializer {config.initializer!r}; choose from {sorted(initializers)}")
+            raise ValueError(f"unknown {self.kind} initializer {config.initializer!r}; "
+                             f"choose from {sorted(initializers)}")
+        if feature_dim is None:
+            if config.initializer.startswith("flexible"):
+                raise ValueError(f"feature_dim=None (any channel count) needs an initializer without "
+                                 f"per-channel parameters; {config.initializer!r} has them: pass feature_dim")
+        elif isinstance(feature_dim, bool) or not isinstance(feature_dim, numbers.Integral) or feature_dim < 1:
+            raise ValueError(f"feature_dim must be a positive integer (or None: any), got {feature_dim!r}")
         self.feature_dim = feature_dim
         self.config = config
-        self.initializer = initializers[config.initializer](feature_dim)
+        self.check_finite = bool(check_finite)
+        self.initializer = initializers[config.initializer](feature_dim or 1)
         labels = LearnedLabels(config.num_dist_bins, config.bin_displacement,
                                config.init_gauss_sigma, config.v_minus_init_factor)
-        prior = (QueryPrior(config.prior_kernel_size, config.prior_inter_dim, config.prior_output_dim)
-                 if config.query_loss else None)
+        prior = (QueryPrior(config.prior_kernel_size, config.prior_inter_dim, config.prior_output_dim,
+                            config.prior_weight1_dims) if config.query_loss else None)
         self.solver = FilterOptimizer(labels, prior, config.init_step_length,
                                       config.init_filter_reg, config.min_filter_reg,
                                       config.query_loss_form)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        out = (f"feature_dim={self.feature_dim}, num_iter={c.num_iter}, initializer={c.initializer!r}, "
+               f"query_loss={c.query_loss}")
+        if c.query_loss:
+            out += f" (prior k={c.prior_kernel_size}, {c.prior_inter_dim}->{c.prior_output_dim})"
+        if self.kind == "local":
+            out += f", search_radius={c.search_radius}"
+        if self.check_finite:
+            out += ", check_finite=True"
+        return out
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # the solver was called ``optimizer`` before: old checkpoints keep loading
@@ -131,8 +243,8 @@ class _GOCor(nn.Module):
 
     @torch.no_grad()
     def learned_objective(self, distances: Tensor | list[float] | None = None) -> LearnedObjective:
-        """The objective as learned: y, v+, m at ``distances`` (cells; default 0 to the last
-        bin's start in fifths of a bin), the effective λ and step length."""
+        """The objective as learned: y, v+, m at ``distances`` (N,) in cells (default: 0 to the
+        last bin's start in fifths of a bin), the effective λ and step length."""
         labels = self.solver.labels
         if distances is None:
             distances = torch.arange(5 * (labels.num_bins - 1) + 1) * (labels.bin_displacement / 5)
@@ -142,56 +254,141 @@ class _GOCor(nn.Module):
         return LearnedObjective(dist, y, v, m, theta, max(abs(theta), self.solver.min_filter_reg),
                                 torch.exp(self.solver.log_step_length).item())
 
-    def _solve(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None, trace: bool):
-        check_features(reference_feat, query_feat, self.feature_dim, self._same_size())
+    def _run(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None, trace: bool,
+             volume: bool):
+        """(filters or volume, trace or None). Under autocast the solve runs in float32 (its
+        losses overflow float16 and its α needs the precision); the result comes back in the
+        callers' dtype (the wider of the two inputs')."""
+        device = reference_feat.device.type if isinstance(reference_feat, Tensor) else "cpu"
+        autocast = _autocast_enabled(device)
+        check_features(reference_feat, query_feat, self.feature_dim, self._same_size(), mixed_dtypes=autocast)
+        if self.check_finite:
+            check_finite(reference_feat=reference_feat, query_feat=query_feat)
         num_iter = self.config.num_iter if num_iter is None else num_iter
-        query_op = self.operator(query_feat)
-        w = self.solver(self.initializer(reference_feat), self.operator(reference_feat), query_op,
-                        num_iter, trace=trace)
-        return w, query_op
+        if isinstance(num_iter, bool) or not isinstance(num_iter, numbers.Integral) or num_iter < 0:
+            raise ValueError(f"num_iter must be an integer >= 0, got {num_iter!r}")
+        if not autocast:
+            return self._compute(reference_feat, query_feat, num_iter, trace, volume)
+        out_dtype = torch.promote_types(reference_feat.dtype, query_feat.dtype)
+        dtype = torch.promote_types(out_dtype, torch.float32)
+        with torch.autocast(device, enabled=False):
+            out, tr = self._compute(reference_feat.to(dtype), query_feat.to(dtype), num_iter, trace, volume)
+        return out.to(out_dtype), tr
+
+    def _compute(self, ref: Tensor, query: Tensor, num_iter: int, trace: bool, volume: bool):
+        query_op = self.operator(query)
+        w = self.solver(self.initializer(ref), self.operator(ref), query_op, num_iter, trace=trace)
+        w, tr = w if trace else (w, None)
+        return (query_op.apply(w) if volume else w), tr
 
     def filters(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
                 return_trace: bool = False) -> Tensor | tuple[Tensor, SolverTrace]:
-        """Optimized filters (B, C, H, W); with ``return_trace``, ``(filters, SolverTrace)``."""
-        return self._solve(reference_feat, query_feat, num_iter, return_trace)[0]
-
-    def forward(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
-                return_trace: bool = False) -> Tensor | tuple[Tensor, SolverTrace]:
-        w, query_op = self._solve(reference_feat, query_feat, num_iter, return_trace)
-        if return_trace:
-            return query_op.apply(w[0]), w[1]
-        return query_op.apply(w)
+        """Optimized filters (B, C, H, W), one per reference position; with ``return_trace``,
+        ``(filters, SolverTrace)``. Arguments as in :meth:`forward`."""
+        w, tr = self._run(reference_feat, query_feat, num_iter, return_trace, volume=False)
+        return (w, tr) if return_trace else w
 
     def _same_size(self) -> bool:
         return True
 
 
 class GlobalGOCor(_GOCor):
-    """Global GOCor: (B, C, H, W), (B, C, H', W') -> volume (B, H'·W', H, W).
+    """Global GOCor, a drop-in for the global correlation layer (GLU-Net's coarsest level).
 
-    Query features may differ in size from the reference unless the query loss is on.
+    ``forward(reference_feat (B, C, H, W), query_feat (B, C, H', W'))`` -> volume (B, H'·W', H, W):
+    channel q = y'·W' + x' holds the score of the optimized filter at every reference position
+    (H, W) against query position (y', x'), as ``global_correlation(reference, query)``.
+
+    Args:
+        feature_dim: C, or None for any C (only with an initializer without per-channel weights).
+        config: :class:`GOCorConfig`; keyword ``overrides`` replace its fields
+            (e.g. ``GlobalGOCor(512, num_iter=3, query_loss=False)``).
+        layout: "glunet" (above) or "raft": the same volume as a view (B, H, W, 1, H', W')
+            (reference position first, as RAFT's ``CorrBlock.corr``), no copy; RAFT divides its
+            correlation by √C, GOCor's scores are not rescaled.
+        return_losses: forward returns ``(volume, trace)`` like the authors' GlobalGOCor returns
+            ``(volume, losses)``; trace is None unless ``return_trace=True``.
+        check_finite: raise a ValueError naming the feature tensor that holds NaN/Inf (costs a pass
+            over the features and a device sync per call).
+
+    Query features may differ in size from the reference unless the query loss is on. Under
+    autocast the solve runs in float32. Differentiable once (its backward is written out);
+    second derivatives raise.
     """
 
-    def __init__(self, feature_dim: int, config: GOCorConfig | None = None, **overrides):
-        config = (config or GOCorConfig()).replace(**overrides)
-        super().__init__(feature_dim, config, GLOBAL_INITIALIZERS)
+    kind = "global"
+    LAYOUTS = ("glunet", "raft")
+
+    def __init__(self, feature_dim: int | None, config: GOCorConfig | None = None, *, layout: str = "glunet",
+                 return_losses: bool = False, check_finite: bool = False, **overrides):
+        if layout not in self.LAYOUTS:
+            raise ValueError(f"layout must be one of {self.LAYOUTS}, got {layout!r}")
+        super().__init__(feature_dim, config, overrides, GLOBAL_INITIALIZERS, check_finite)
+        self.layout = layout
+        self.return_losses = bool(return_losses)
 
     def operator(self, feat: Tensor) -> GlobalCorrelation:
         return GlobalCorrelation(feat)
+
+    def forward(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
+                return_trace: bool = False) -> Tensor | tuple[Tensor, SolverTrace | None]:
+        """reference_feat (B, C, H, W), query_feat (B, C, H', W') -> volume (B, H'·W', H, W)
+        (layout "raft": (B, H, W, 1, H', W')).
+
+        ``num_iter`` (>= 0) overrides the config's step count for this call (0: the initial
+        filters' volume). With ``return_trace``, returns ``(volume, SolverTrace)``: the
+        objective per step and image, and α, detached (costs one more residual pass).
+        """
+        volume, tr = self._run(reference_feat, query_feat, num_iter, return_trace, volume=True)
+        if self.layout == "raft":
+            b, (h, w), (hq, wq) = volume.shape[0], reference_feat.shape[-2:], query_feat.shape[-2:]
+            volume = volume.view(b, hq, wq, h, w).permute(0, 3, 4, 1, 2).unsqueeze(3)
+        return (volume, tr) if (return_trace or self.return_losses) else volume
+
+    def extra_repr(self) -> str:
+        out = super().extra_repr()
+        if self.layout != "glunet":
+            out += f", layout={self.layout!r}"
+        return out + (", return_losses=True" if self.return_losses else "")
 
     def _same_size(self) -> bool:
         return self.config.query_loss
 
 
 class LocalGOCor(_GOCor):
-    """Local GOCor: (B, C, H, W) twice -> volume (B, (2r+1)², H, W), scaled by 1/C.
+    """Local GOCor, a drop-in for the local correlation layer (PWC-Net, GLU-Net's finer levels).
+
+    ``forward(reference_feat (B, C, H, W), query_feat (B, C, H, W))`` -> volume (B, (2r+1)², H, W),
+    scaled by 1/C: channel d = (dy+r)(2r+1) + (dx+r) is displacement (dy, dx), zero outside the
+    image, as ``local_correlation(reference, query, r)``.
+
+    Args:
+        feature_dim: C, or None for any C (so one module can serve levels of 512 and 256
+            channels, as GLU-Net-GOCor's shared local module does; not with a flexible initializer).
+        config: :class:`GOCorConfig` (local defaults: initializer "simple", no query loss);
+            keyword ``overrides`` replace its fields (e.g. ``LocalGOCor(64, search_radius=3)``).
+        check_finite: raise a ValueError naming the feature tensor that holds NaN/Inf.
 
     ``query_loss=True`` adds the supplement's local query loss: the prior R reads the window's
-    (2r+1)² displacements as its query dims (computed through the volume)."""
+    (2r+1)² displacements as its query dims (computed through the volume). Under autocast the
+    solve runs in float32. Differentiable once; second derivatives raise.
+    """
 
-    def __init__(self, feature_dim: int, config: GOCorConfig | None = None, **overrides):
-        config = (config or LOCAL_DEFAULTS).replace(**overrides)
-        super().__init__(feature_dim, config, LOCAL_INITIALIZERS)
+    kind = "local"
+
+    def __init__(self, feature_dim: int | None, config: GOCorConfig | None = None, *,
+                 check_finite: bool = False, **overrides):
+        super().__init__(feature_dim, config, overrides, LOCAL_INITIALIZERS, check_finite)
 
     def operator(self, feat: Tensor) -> LocalCorrelation:
         return LocalCorrelation(feat, self.config.search_radius)
+
+    def forward(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None = None,
+                return_trace: bool = False) -> Tensor | tuple[Tensor, SolverTrace]:
+        """reference_feat, query_feat (B, C, H, W) -> volume (B, (2r+1)², H, W).
+
+        ``num_iter`` (>= 0) overrides the config's step count for this call. With
+        ``return_trace``, returns ``(volume, SolverTrace)`` (see :class:`gocor.solver.SolverTrace`).
+        """
+        volume, tr = self._run(reference_feat, query_feat, num_iter, return_trace, volume=True)
+        return (volume, tr) if return_trace else volume

@@ -53,7 +53,10 @@ class LearnedLabels(nn.Module):
         self.num_bins = num_bins
         self.bin_displacement = bin_displacement
         d = torch.arange(num_bins, dtype=torch.float32) * bin_displacement
-        gauss = torch.exp(-0.5 * (d / init_gauss_sigma) ** 2)
+        if init_gauss_sigma > 0:
+            gauss = torch.exp(-0.5 * (d / init_gauss_sigma) ** 2)
+        else:                                   # σ = 0: a label of 1 at δ = 0 only (the authors' convention)
+            gauss = (d == 0).float()
         self.label = nn.Parameter(gauss - gauss.min())                           # θ^y
         self.weight = nn.Parameter(torch.ones(num_bins))                         # θ^+
         self.mask = nn.Parameter(v_minus_init_factor * torch.tanh(2.0 - d))       # θ^m
@@ -87,11 +90,15 @@ class QueryPrior(nn.Module):
     builds R's output but goes through :class:`gocor.query_loss.QueryLoss`, exact and much cheaper.
     """
 
-    def __init__(self, kernel_size: int = 3, inter_dim: int = 16, output_dim: int = 16):
+    def __init__(self, kernel_size: int = 3, inter_dim: int = 16, output_dim: int = 16,
+                 weight1_dims: str = "query"):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        if weight1_dims not in ("query", "reference"):
+            raise ValueError(f"weight1_dims must be 'query' or 'reference', got {weight1_dims!r}")
         self.kernel_size = kernel_size
+        self.weight1_dims = weight1_dims
         self.padding = kernel_size // 2
         k = kernel_size
         self.weight1 = nn.Parameter(torch.empty(inter_dim, 1, k, k))
@@ -101,7 +108,7 @@ class QueryPrior(nn.Module):
 
     def kernel(self, dtype: torch.dtype) -> Tensor:
         """The combined kernel (O, k², k, k): input channel a·k + b is the query shift (a, b)."""
-        return combined_kernel(self.weight1, self.weight2, dtype)
+        return combined_kernel(self.weight1, self.weight2, dtype, self.weight1_dims)
 
     def forward(self, volume: Tensor, query_size: tuple[int, int]) -> Tensor:
         """R: (B, H'·W', H, W) -> (B, H'·W', H, W, O), contiguous (channels last)."""
@@ -112,10 +119,15 @@ class QueryPrior(nn.Module):
         return conv4d_adjoint(out, query_size, self.kernel(out.dtype))
 
 
-def combined_kernel(weight1: Tensor, weight2: Tensor, dtype: torch.dtype) -> Tensor:
-    """W[o, (a, b), c, d] = Σ_i weight2[o, i, c, d] · weight1[i, 0, a, b], shape (O, k², k, k)."""
+def combined_kernel(weight1: Tensor, weight2: Tensor, dtype: torch.dtype,
+                    weight1_dims: str = "query") -> Tensor:
+    """W[o, (a, b), c, d] = Σ_i weight2[o, i, c, d] · weight1[i, 0, a, b], shape (O, k², k, k),
+    (a, b) the query shift and (c, d) the reference shift. With ``weight1_dims="reference"``
+    (the authors' local code: weight1 over the reference dims, weight2 over the displacements)
+    W[o, (a, b), c, d] = Σ_i weight2[o, i, a, b] · weight1[i, 0, c, d]."""
     k = weight1.shape[-1]
-    w = torch.einsum("oicd,iab->oabcd", weight2.to(dtype), weight1[:, 0].to(dtype))
+    spec = "oicd,iab->oabcd" if weight1_dims == "query" else "oiab,icd->oabcd"
+    w = torch.einsum(spec, weight2.to(dtype), weight1[:, 0].to(dtype))
     return w.reshape(w.shape[0], k * k, k, k)
 
 

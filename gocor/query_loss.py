@@ -241,13 +241,15 @@ class VolumeQueryLoss:
     weights come from autograd on <R A x̄, R A x> = <x̄, M x> (M is symmetric).
     """
 
-    def __init__(self, prior: QueryPrior | None, query_op, tensors: tuple[Tensor, Tensor, Tensor] | None = None):
+    def __init__(self, prior: QueryPrior | None, query_op, tensors: tuple[Tensor, Tensor, Tensor] | None = None,
+                 weight1_dims: str = "query"):
         self._op = query_op
         self.tensors = tensors if tensors is not None else (query_op.feat, prior.weight1, prior.weight2)
+        self._weight1_dims = prior.weight1_dims if prior is not None else weight1_dims
 
     def rebuild(self):
-        op = self._op
-        return lambda feat, w1, w2: VolumeQueryLoss(None, op.like(feat), (feat, w1, w2))
+        op, dims = self._op, self._weight1_dims
+        return lambda feat, w1, w2: VolumeQueryLoss(None, op.like(feat), (feat, w1, w2), dims)
 
     def _residual(self, w: Tensor, tensors: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, object, Tensor]:
         """R(A w) (B, M, H, W, O), the operator A on these features and R's combined kernel.
@@ -256,7 +258,7 @@ class VolumeQueryLoss:
         over 7×7 images are slow.)"""
         feat, w1, w2 = tensors
         op = self._op.like(feat)
-        kernel = combined_kernel(w1, w2, w.dtype)
+        kernel = combined_kernel(w1, w2, w.dtype, self._weight1_dims)
         return conv4d(op.apply(w), op.partner_grid, kernel), op, kernel
 
     def apply(self, w: Tensor) -> Tensor:

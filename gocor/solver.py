@@ -18,6 +18,7 @@ derivative of <scores, apply(w)> wrt the operator's features.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -25,7 +26,6 @@ from typing import NamedTuple, Protocol
 import torch
 import torch.nn as nn
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from .objective import LearnedLabels, QueryPrior, activation_slopes, robust_activation
 from .query_loss import QUERY_LOSS_FORMS, QueryLoss, VolumeQueryLoss, make_query_loss
@@ -203,7 +203,7 @@ class _UnrolledDescent(torch.autograd.Function):
     adjoints in place. One node instead of ~40 per step: no per-op bookkeeping, fewer passes
     and allocations over the (B, M, H, W) scores, and the gradients of the query loss's tensors
     (global: the Gram's Q̄ = Σ Γ(x)ᵀ Γ(x̄)) accumulated in one buffer each. Checked against finite differences
-    (gradcheck) and the authors' gradients; not twice differentiable.
+    (gradcheck) and the authors' gradients; not twice differentiable (second derivatives raise).
     """
 
     @staticmethod
@@ -251,8 +251,22 @@ class _UnrolledDescent(torch.autograd.Function):
         return w if steps else w.clone()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, w_bar):
+        if torch.is_grad_enabled():
+            # create_graph=True (double backward, hvp, vhp, hessian): the reverse pass below is
+            # not itself differentiated; once_differentiable's error would hang on outputs that
+            # autograd.grad(inputs=...) never visits, and the second derivative come out wrong.
+            raise RuntimeError(
+                "GOCor's unrolled solver is differentiable once: its backward ran with "
+                "create_graph=True (double backward, torch.autograd.functional.hvp/hessian, "
+                "gradient penalties through the volume), which it does not support. Take "
+                "second-order terms around the GOCor module (detach its output there), or by "
+                "finite differences of first gradients.")
+        with _autocast_off():
+            return _UnrolledDescent._backward(ctx, w_bar)
+
+    @staticmethod
+    def _backward(ctx, w_bar):
         w0, vpos, vneg, neg_vy, lam2, step, *flat = ctx.saved_tensors
         lq_tensors, flat = flat[:ctx.n_lq], flat[ctx.n_lq:]
         op = ctx.op
@@ -327,6 +341,16 @@ class _UnrolledDescent(torch.autograd.Function):
         lq_grads = tuple(lq_bar) if lq_bar is not None else (None,) * ctx.n_lq
         return (None, w_bar, feat_bar, as_param(vpos_bar, vpos), as_param(vneg_bar, vneg),
                 as_param(neg_vy_bar, neg_vy), as_param(lam2_bar, lam2), as_param(step_bar, step), *lq_grads)
+
+
+def _autocast_off() -> contextlib.ExitStack:
+    """Autocast disabled on every device type that has it: the reverse pass works in the dtype the
+    forward saved (float32 under autocast, see :meth:`gocor.module.GlobalGOCor.forward`)."""
+    stack = contextlib.ExitStack()
+    for device in ("cpu", "cuda"):
+        if device == "cpu" or torch.cuda.is_available():
+            stack.enter_context(torch.autocast(device, enabled=False))
+    return stack
 
 
 def _residual(s: Tensor, vpos: Tensor, vneg: Tensor, neg_vy: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -157,6 +157,5 @@ def test_memory_kept_for_backward_is_visible_and_grows_with_steps():
 def test_second_order_gradients_are_refused_clearly():
     m = GlobalGOCor(3).double()
     ref, query = torch.randn(2, 1, 3, 3, 3, dtype=torch.float64, requires_grad=True)
-    (g,) = torch.autograd.grad(m(ref, query).square().sum(), ref, create_graph=True)
-    with pytest.raises(RuntimeError, match="once_differentiable|double backward|differentiable"):
-        g.sum().backward()
+    with pytest.raises(RuntimeError, match="differentiable once"):
+        torch.autograd.grad(m(ref, query).square().sum(), ref, create_graph=True)
