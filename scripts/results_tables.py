@@ -16,11 +16,6 @@ from gocor.lab.runs import report  # noqa: E402
 from gocor.lab.runs.volume_experiment import summarize  # noqa: E402
 
 
-def _ms(values: list[float], digits: int = 3) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
-
-
 def volume_table(path: Path) -> str:
     results = json.loads(path.read_text())["results"]
     summary = summarize(results)
@@ -36,19 +31,18 @@ def volume_table(path: Path) -> str:
     return f"Mean ± std over {seeds} seeds (held-out `near_repetitive`, 96 pairs):\n\n" + "\n".join(lines)
 
 
-def matcher_table(path: Path) -> str:
-    runs = json.loads(path.read_text())
-    models = list(dict.fromkeys(r["model"] for r in runs))
+def matcher_table(folder: Path) -> str:
+    runs = report.load_runs(folder)
     seeds = len({r["seed"] for r in runs})
     lines = ["| model | train time | standard AEPE | repetitive AEPE | near-rep. AEPE | near-rep. coarse_acc | near-rep. coarse_acc1 | near-rep. copy_rate |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for model in models:
-        rs = [r for r in runs if r["model"] == model]
-        m = lambda split, key: [r["test_metrics"][split][key] for r in rs]
-        lines.append(f"| {model} | {statistics.mean(r['wall_time_s'] for r in rs):.0f} s | "
-                     f"{_ms(m('standard', 'aepe'), 2)} | {_ms(m('repetitive', 'aepe'), 2)} | "
-                     f"{_ms(m('near_repetitive', 'aepe'), 2)} | {_ms(m('near_repetitive', 'coarse_acc'))} | "
-                     f"{_ms(m('near_repetitive', 'coarse_acc1'))} | {_ms(m('near_repetitive', 'copy_rate'))} |")
+    for name in report.variants_present(runs):
+        m = lambda split, key: report.values(runs, name, split, key)
+        wall = statistics.mean(r["wall_time_s"] for r in runs if r["variant"] == name)
+        lines.append(f"| {name} | {wall:.0f} s | "
+                     f"{report.fmt(m('standard', 'aepe'), 2)} | {report.fmt(m('repetitive', 'aepe'), 2)} | "
+                     f"{report.fmt(m('near_repetitive', 'aepe'), 2)} | {report.fmt(m('near_repetitive', 'coarse_acc'))} | "
+                     f"{report.fmt(m('near_repetitive', 'coarse_acc1'))} | {report.fmt(m('near_repetitive', 'copy_rate'))} |")
     return f"Mean ± std over {seeds} seeds:\n\n" + "\n".join(lines)
 
 
@@ -83,7 +77,7 @@ if __name__ == "__main__":
     results = ROOT / "data" / "results"
     if (results / "volume_experiment" / "results.json").exists():
         print(volume_table(results / "volume_experiment" / "results.json"), end="\n\n")
-    if (results / "matchers.json").exists():
-        print(matcher_table(results / "matchers.json"), end="\n\n")
+    if (results / "matchers").is_dir():
+        print(matcher_table(results / "matchers"), end="\n\n")
     if (results / "ablation").is_dir():
         print(ablation_tables(results / "ablation"))

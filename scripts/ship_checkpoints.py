@@ -1,82 +1,46 @@
-"""Train the shipped matchers with the kit's own command, over seeds, and write their results.
+"""Train the shipped matchers with the kit's one run pipeline (the ablation's), over seeds, and
+write their results.
 
-    python scripts/ship_checkpoints.py [--profile quick|full] [--seeds 3] [--models corr gocor]
+    python scripts/ship_checkpoints.py [--profile quick|full] [--seeds 3] [--variants corr gocor]
 
-For each model and seed: runs `python -m gocor train`, evaluates on every held-out split
-(flow metrics and the global volume's coarse metrics), and appends the run to
-data/results/matchers.json. Seed 0 of each model is shipped as data/checkpoints/<model>.pt
-(weights + config only) with its manifest <model>.json.
+Every variant and seed is a run of :func:`gocor.lab.runs.ablate.run_variant` in build/matchers/
+(resumable; the same record schema as the ablation), evaluated on every held-out split; its
+record is copied to data/results/matchers/<variant>-seed<S>.json. Seed 0 of each variant is
+shipped as data/checkpoints/<variant>.pt (weights + configs) with its manifest <variant>.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
-
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gocor.lab.runs import checkpoint  # noqa: E402
-from gocor.lab.data.splits import HELD_OUT_SPLITS  # noqa: E402
-from gocor.lab.device import default_device  # noqa: E402
-from gocor.lab.runs.evaluate import evaluate_checkpoint  # noqa: E402
+from gocor.lab.files import write_json  # noqa: E402
+from gocor.lab.runs.ablate import run_variant  # noqa: E402
+from gocor.lab.runs.ship import ship_run  # noqa: E402
+from gocor.lab.runs.train import PROFILES  # noqa: E402
+from gocor.lab.runs.variants import VARIANTS, run_name  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--profile", default="quick")
-    ap.add_argument("--models", nargs="+", default=["corr", "gocor"])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="quick", choices=list(PROFILES))
+    ap.add_argument("--variants", nargs="+", default=["corr", "gocor"], choices=list(VARIANTS), metavar="VARIANT")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--evaluate-only", action="store_true",
-                    help="re-evaluate finished runs (runs/<model>_<profile>_seed<S>) instead of training")
+    ap.add_argument("--run-root", default=str(ROOT / "build" / "matchers"), help="one run folder per variant and seed")
     args = ap.parse_args()
-    previous = {(r["model"], r["seed"]): r for r in json.loads((ROOT / "data" / "results" / "matchers.json").read_text())} \
-        if args.evaluate_only else {}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "gocor"], cwd=ROOT, capture_output=True,
-                                text=True).stdout.strip())
-    results_path = ROOT / "data" / "results" / "matchers.json"
-    runs = []
-    for model in args.models:
+    results = ROOT / "data" / "results" / "matchers"
+    for name in args.variants:
         for seed in range(args.seeds):
-            run = ROOT / "runs" / f"{model}_{args.profile}_seed{seed}"
-            cmd = [sys.executable, "-m", "gocor", "train", "--model", model, "--profile", args.profile,
-                   "--seed", str(seed), "--out", str(run.relative_to(ROOT)), "--no-progress"]
-            if args.evaluate_only:
-                wall = previous[(model, seed)]["wall_time_s"]
-            else:
-                t0 = time.perf_counter()
-                subprocess.run(cmd, cwd=ROOT, check=True)
-                wall = time.perf_counter() - t0
-            state = checkpoint.load(run / "last.pt")
-            out = run / "shipped.pt"
-            checkpoint.save({k: state[k] for k in ("model", "matcher_config", "train_config", "step", "history")}, out)
-            metrics = {s: evaluate_checkpoint(out, s, device="cpu") for s in HELD_OUT_SPLITS}
-            entry = {
-                "model": model, "seed": seed,
-                "command": "python -m gocor train " + shlex.join(cmd[4:]),
-                "commit": previous[(model, seed)]["commit"] if args.evaluate_only else commit + ("-dirty" if dirty else ""),
-                "evaluated_at": commit + ("-dirty" if dirty else ""), "steps": state["step"],
-                "device": str(default_device()), "threads": torch.get_num_threads(), "wall_time_s": round(wall, 1),
-                "train_config": state["train_config"], "matcher_config": state["matcher_config"],
-                "test_metrics": {s: {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}
-                                 for s, m in metrics.items()},
-            }
-            runs.append(entry)
-            print(json.dumps({"model": model, "seed": seed, "wall_time_s": entry["wall_time_s"],
-                              **entry["test_metrics"]}), flush=True)
+            result = run_variant(name, seed, args.profile, args.run_root, progress=False)
+            write_json(results / f"{run_name(name, seed)}.json", result)
+            print(f"{run_name(name, seed)}: {result['wall_time_s']} s, standard AEPE "
+                  f"{result['metrics']['standard']['aepe']:.3f}", flush=True)
             if seed == 0:
-                shipped = ROOT / "data" / "checkpoints" / f"{model}.pt"
-                shipped.write_bytes(out.read_bytes())
-                shipped.with_suffix(".json").write_text(json.dumps(entry, indent=1) + "\n")
-            results_path.parent.mkdir(parents=True, exist_ok=True)
-            results_path.write_text(json.dumps(runs, indent=1) + "\n")
+                ship_run(Path(args.run_root) / run_name(name, seed), result, ROOT / "data" / "checkpoints" / f"{name}.pt",
+                         f"python scripts/ship_checkpoints.py --profile {args.profile} --variants {name} --seeds 1")
 
 
 if __name__ == "__main__":

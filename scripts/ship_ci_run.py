@@ -6,11 +6,9 @@ change that is meant to alter training numbers).
 """
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,23 +16,21 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from gocor.lab.runs.train import PROFILES, train  # noqa: E402
+from gocor.lab.files import write_json  # noqa: E402
+from gocor.lab.runs.results import commit_info  # noqa: E402
+from gocor.lab.runs.train import run_config, train  # noqa: E402
 
 RECORD = ROOT / "data" / "results" / "ci" / "gocor-short.json"
-CONFIG = replace(PROFILES["ci"], model="gocor", steps=20, val_every=10, val_pairs=8, ckpt_every=20, pool_size=96)
+CONFIG = run_config("gocor", "ci", steps=20, val_every=10, val_pairs=8, ckpt_every=20, pool_size=96)
 
 
 def main() -> None:
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         summary = train(CONFIG, Path(tmp) / "run", progress=False)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    record = {"train_config": asdict(CONFIG), "history": summary["history"], "commit": commit,
+    record = {"train_config": asdict(CONFIG), "history": summary["history"], **commit_info(),
               "device": summary["device"], "torch": torch.__version__}
-    RECORD.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RECORD.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
-    tmp.replace(RECORD)
+    write_json(RECORD, record)
     print(f"{RECORD.relative_to(ROOT)}: {len(record['history'])} history entries")
 
 

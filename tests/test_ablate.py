@@ -2,7 +2,7 @@
 import json
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -11,20 +11,20 @@ from gocor.lab.runs.ablate import ablate, run_variant
 from gocor.lab.runs.variants import TABLE6, VARIANTS
 from gocor.lab.runs.report import metrics_table
 from gocor.lab.data.splits import HELD_OUT_SPLITS
-from gocor.lab.models.matcher import CONFIGS, Matcher
-from gocor.lab.runs.train import PROFILES, train
+from gocor.lab.models.matcher import Matcher
+from gocor.lab.runs.train import matcher_config, run_config, train
 
 
 def test_variants_exist_and_differ_only_in_the_correlation_layers():
-    assert set(TABLE6) <= set(VARIANTS) and all(v.model in CONFIGS for v in VARIANTS.values())
-    lr_only = Matcher(CONFIGS[VARIANTS["global_lr"].model])
-    full = Matcher(CONFIGS[VARIANTS["global"].model])
+    assert set(TABLE6) <= set(VARIANTS) and all(Matcher(matcher_config(name)) for name in VARIANTS)
+    lr_only = Matcher(matcher_config("global_lr"))
+    full = Matcher(matcher_config("global"))
     assert lr_only.global_gocor.solver.prior is None and full.global_gocor.solver.prior is not None
-    assert type(Matcher(CONFIGS[VARIANTS["init_zeros"].model]).global_gocor.initializer).__name__ == "ZerosInitializer"
-    lq = Matcher(CONFIGS[VARIANTS["gocor_local_lq"].model])
+    assert type(Matcher(matcher_config("init_zeros")).global_gocor.initializer).__name__ == "ZerosInitializer"
+    lq = Matcher(matcher_config("gocor_local_lq"))
     assert all(m.solver.prior is not None for m in lq.local_gocor)
-    assert all(m.solver.prior is None for m in Matcher(CONFIGS["gocor"]).local_gocor)
-    base = {k for k in Matcher(CONFIGS["corr"]).state_dict() if "gocor" not in k}
+    assert all(m.solver.prior is None for m in Matcher(matcher_config("gocor")).local_gocor)
+    base = {k for k in Matcher(matcher_config("corr")).state_dict() if "gocor" not in k}
     assert base == {k for k in full.state_dict() if "gocor" not in k}
 
 
@@ -44,7 +44,7 @@ def test_runs_are_cached_and_tabulated(tmp_path):
 
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
-    cfg = replace(PROFILES["tiny"], model=VARIANTS["global_lr"].model, seed=0)
+    cfg = run_config("global_lr", "tiny", 0)
     train(cfg, tmp_path / "global_lr-seed0", device="cpu", progress=False, stop_after=3)    # killed
     resumed = run_variant("global_lr", 0, "tiny", tmp_path, device="cpu", progress=False)
     train(cfg, tmp_path / "whole", device="cpu", progress=False)
@@ -56,14 +56,14 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
 def test_cli_lists_and_rejects(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "gocor", "ablate", "--list"], capture_output=True, text=True, check=True)
     assert all(name in listed.stdout for name in VARIANTS)
-    bad = subprocess.run([sys.executable, "-m", "gocor", "ablate", "--only", "nope"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "gocor", "ablate", "--variants", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
     with pytest.raises(ValueError, match="unknown variant"):
         run_variant("nope", 0, "tiny", tmp_path)
 
 
 def test_capacity_matched_control_adds_about_gocors_parameters_and_starts_as_correlation():
-    count = lambda name: sum(p.numel() for p in Matcher(CONFIGS[name]).parameters())
+    count = lambda name: sum(p.numel() for p in Matcher(matcher_config(name)).parameters())
     added_gocor, added_post = count("gocor") - count("corr"), count("corr_post") - count("corr")
     assert abs(added_post - added_gocor) <= 0.05 * added_gocor
     from gocor.lab.models.volume_post import VolumePost
@@ -78,11 +78,11 @@ def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
     from gocor.lab.models.parameters import objective_parameters
     result = run_variant("gocor_frozen", 0, "tiny", tmp_path, device="cpu", progress=False)
     assert result["train_config"]["objective_lr_scale"] == 0.0
-    trained = Matcher(CONFIGS["gocor"])
+    trained = Matcher(matcher_config("gocor"))
     trained.load_state_dict(torch.load(tmp_path / "gocor_frozen-seed0" / "last.pt", map_location="cpu",
                                        weights_only=True)["model"])
     torch.manual_seed(0)
-    init = Matcher(CONFIGS["gocor"])
+    init = Matcher(matcher_config("gocor"))
     moved = [(a - b).abs().max().item() for a, b in zip(objective_parameters(trained), objective_parameters(init))]
     assert max(moved) == 0.0
     assert any(not torch.equal(a, b) for a, b in zip(trained.global_decoder.parameters(),
@@ -105,7 +105,7 @@ def test_analysis_steps_curve_and_learned_objectives(tmp_path):
     stamp = (tmp_path / "steps.json").stat().st_mtime_ns
     analyze(tmp_path, device="cpu", steps=(0, 1, 3), splits=("standard", "dynamic"))
     assert (tmp_path / "steps.json").stat().st_mtime_ns == stamp     # cached: the runs did not change
-    model = Matcher(CONFIGS["gocor"])
+    model = Matcher(matcher_config("gocor"))
     with solver_steps(model, 7):
         assert model.global_gocor.config.num_iter == 7
     assert model.global_gocor.config.num_iter == 3

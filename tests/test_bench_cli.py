@@ -28,14 +28,14 @@ def test_run_case_measures_every_layer():
 
 def test_train_cli_and_resume(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "gocor", "train", "--profile", "tiny", "--out", str(out), "--no-progress",
+    cmd = [sys.executable, "-m", "gocor", "train", "--profile", "tiny", "--run-dir", str(out), "--no-progress",
            "--device", "cpu"]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert json.loads(first.stdout.strip().splitlines()[-1])["steps"] == 6
     again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, check=True)
     assert json.loads(again.stdout.strip().splitlines()[-1])["steps"] == 6
-    bad = subprocess.run(cmd[:-2] + ["--model", "nope"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr and "gocor_global" in bad.stderr
+    bad = subprocess.run(cmd[:-2] + ["--variant", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr and "global_lr" in bad.stderr
 
 
 def test_matcher_rows_and_their_table():

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from gocor.lab.data.images import IMAGES, TEST_IMAGES, TEXTURES, load_image, texture
+from gocor.lab.data.images import IMAGES, TEST_IMAGES, TEXTURES, TRAIN_IMAGES, load_image, texture
 from gocor.lab.data.pairs import PairConfig, make_pair
 from gocor.lab.data.splits import held_out_split, make_batch
 from gocor.lab.data.flow import warp
@@ -76,7 +76,6 @@ def test_splits_shapes_and_held_out_images():
     d = held_out_split("repetitive", n=4)
     assert d["source"].shape == (4, 3, 64, 64) and d["flow"].shape == (4, 2, 64, 64)
     assert d["mask"].dtype == torch.bool
-    assert set(TEST_IMAGES) <= set(IMAGES)
     with pytest.raises(ValueError, match="split"):
         held_out_split("train")
 
@@ -85,6 +84,15 @@ def test_splits_shapes_and_held_out_images():
 def test_textures_are_periodic_images(kind):
     img = texture(kind, 48, torch.Generator().manual_seed(0))
     assert img.shape == (3, 48, 48) and 0 <= img.min() and img.max() <= 1 and img.std() > 0.05
+
+
+def test_train_and_test_pictures_are_disjoint():
+    """No held-out picture is trained on: the pictures themselves differ, not just their names."""
+    assert set(TEST_IMAGES) | set(TRAIN_IMAGES) == set(IMAGES) and not set(TEST_IMAGES) & set(TRAIN_IMAGES)
+    train = [load_image(n) for n in TRAIN_IMAGES]
+    for name in TEST_IMAGES:
+        test = load_image(name)
+        assert not any(t.shape == test.shape and torch.equal(t, test) for t in train), name
 
 
 def test_every_listed_image_loads_offline():

@@ -25,7 +25,9 @@ def test_table6_relative_changes_and_verdicts():
 
 def test_load_runs_orders_variants_and_skips_missing_splits(tmp_path):
     for v, s in (("gocor", 1), ("corr", 0), ("gocor", 0)):
-        (tmp_path / f"{v}-seed{s}.json").write_text(json.dumps(_runs({v: [3.0]})[0] | {"seed": s}))
+        record = _runs({v: [3.0]})[0] | {"seed": s, "schema": "gocor-kit-run/1", "profile": "tiny", "train_config": {},
+                                         "wall_time_s": 1.0, "device": "cpu", "commit": "unknown", "dirty": None}
+        (tmp_path / f"{v}-seed{s}.json").write_text(json.dumps(record))
     runs = report.load_runs(tmp_path)
     assert [(r["variant"], r["seed"]) for r in runs] == [("corr", 0), ("gocor", 0), ("gocor", 1)]
     assert report.values(runs, "gocor", "dynamic", "aepe") == []

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from gocor.lab.runs.evaluate import evaluate_checkpoint
+from gocor.lab.runs.results import read_result
 from gocor.lab.runs.train import TrainConfig, train
+from gocor.lab.runs.variants import run_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = sorted((ROOT / "data" / "checkpoints").rglob("*.pt"))
@@ -35,17 +37,17 @@ class TestShippedCheckpoint:
 
     def test_reevaluates_to_its_recorded_metrics(self, pt):
         manifest = json.loads(pt.with_suffix(".json").read_text())
-        # the matchers' manifests keep 4 digits (test_metrics), the ablation's the full values
-        recorded, digits = (manifest["metrics"], None) if "metrics" in manifest else (manifest["test_metrics"], 4)
+        # the matchers' manifests keep 4 digits (metrics_digits), the ablation's the full values
+        recorded, digits = manifest["metrics"], manifest.get("metrics_digits")
         got = evaluate_checkpoint(pt, "standard")          # 96 pairs; the other splits cost more and add little
         for key in ("aepe", "pck1", "pck5", "f1"):
             assert _close(got[key], recorded["standard"][key], digits), (pt.name, key, got[key], recorded["standard"][key])
 
     def test_manifest_agrees_with_the_shipped_run(self, pt):
-        run = ROOT / "data" / "results" / "ablation" / pt.with_suffix(".json").name
-        if pt.parent.name != "ablation":
-            pytest.skip("matchers: data/results/matchers.json holds every seed")
-        assert json.loads(run.read_text())["metrics"] == json.loads(pt.with_suffix(".json").read_text())["metrics"]
+        manifest = json.loads(pt.with_suffix(".json").read_text())
+        folder = "ablation" if pt.parent.name == "ablation" else "matchers"
+        run = ROOT / "data" / "results" / folder / f"{run_name(manifest['variant'], manifest['seed'])}.json"
+        assert read_result(run)["metrics"] == manifest["metrics"]
 
 
 def test_short_run_reproduces_its_recorded_history(tmp_path):

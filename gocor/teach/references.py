@@ -150,7 +150,7 @@ def asked_train_config(model: str, seed: int, steps: int, batch_size: int, val_p
     """The training config a4 asks for, as the checkpoint stores it (``ckpt_every`` aside: the
     kit always writes a checkpoint at the end of training)."""
     from gocor.lab.runs.train import PROFILES
-    cfg = replace(PROFILES["tiny"], model=model, seed=seed, steps=steps, batch_size=batch_size,
+    cfg = replace(PROFILES["tiny"], variant=model, seed=seed, steps=steps, batch_size=batch_size,
                   val_pairs=val_pairs, val_every=steps, ckpt_every=steps)
     return asdict(cfg)
 
@@ -170,7 +170,7 @@ def probe_checkpoint(out_dir: str | Path, model: str = "corr", seed: int = 0) ->
     """A one-step training run of the ``tiny`` profile into ``out_dir``: a real checkpoint to
     test a4's ``test_aepe`` on (a second of CPU). Returns the checkpoint's path."""
     from gocor.lab.runs.train import PROFILES, train
-    cfg = replace(PROFILES["tiny"], model=model, seed=seed, steps=1, batch_size=1, val_pairs=1, val_every=1)
+    cfg = replace(PROFILES["tiny"], variant=model, seed=seed, steps=1, batch_size=1, val_pairs=1, val_every=1)
     return Path(train(cfg, out_dir, device="cpu", progress=False)["checkpoint"])
 
 

@@ -164,15 +164,13 @@ MATCHER_MODELS = ("corr", "gocor")
 def run_matcher_case(model: str, profile: str = "quick", repeats: int = 10, warmup: int = 3) -> dict:
     """Median time of one training step (forward, backward, optimizer) of a matcher at the
     profile's image size and batch, on a batch from the training pool."""
-    from dataclasses import replace
-
-    from ..lab.models.matcher import CONFIGS, Matcher, multiscale_loss
-    from ..lab.runs.train import PROFILES, training_batch
-    cfg = replace(PROFILES[profile], model=model)
-    cfg = replace(cfg, pool_size=2 * cfg.batch_size)             # the step does not depend on the pool's size
+    from ..lab.models.matcher import Matcher, multiscale_loss
+    from ..lab.runs.train import PROFILES, matcher_config, run_config, training_batch
+    # the step does not depend on the pool's size
+    cfg = run_config(model, profile, pool_size=2 * PROFILES[profile].batch_size)
     device = default_device()
     torch.manual_seed(0)
-    net = Matcher(replace(CONFIGS[model], image_size=cfg.image_size)).to(device).train()
+    net = Matcher(matcher_config(model, cfg.image_size)).to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
     batch = training_batch(cfg, 0, device=device)
 

@@ -49,13 +49,14 @@ def estimate_s(runs: list[tuple[str, int]], out: Path, profile: str, shipped: li
     median over its seeds; runs already finished in ``out`` cost nothing), plus the pool if it is
     not cached yet and the notebooks. None when no run of ``profile`` was shipped."""
     from ..lab.runs.train import PROFILES
+    from ..lab.runs.variants import run_name
     times: dict[str, list[float]] = {}
     for r in shipped:
         if r["profile"] == profile:
             times.setdefault(r["variant"], []).append(r["wall_time_s"])
     if not times:
         return None
-    todo = [(v, s) for v, s in runs if not (out / f"{v}-seed{s}" / "result.json").exists()]
+    todo = [(v, s) for v, s in runs if not (out / run_name(v, s) / "result.json").exists()]
     others = statistics.median([t for ts in times.values() for t in ts])
     total = sum(statistics.median(times.get(v, [others])) + EVALUATE_S_PER_RUN for v, _ in todo)
     if todo and not (out / "pairs").is_dir():
@@ -81,13 +82,14 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] =
                "repetitive", "near_repetitive"), tol: float = 1e-4) -> tuple[str, float]:
     """Markdown: every fresh run against the shipped run of the same variant and seed, metric by
     metric, and the largest relative difference |fresh − shipped| / max(|shipped|, 1e-3)."""
+    from ..lab.runs.variants import run_name
     by_run = {(r["variant"], r["seed"], r["profile"]): r for r in shipped}
     lines = ["| run | split | metric | fresh | shipped | rel. difference |", "|---|---|---|---:|---:|---:|"]
     worst = 0.0
     for r in fresh:
         s = by_run.get((r["variant"], r["seed"], r["profile"]))
         if s is None:
-            lines.append(f"| `{r['variant']}-seed{r['seed']}` | – | – | – | not shipped | – |")
+            lines.append(f"| `{run_name(r['variant'], r['seed'])}` | – | – | – | not shipped | – |")
             continue
         for split in splits:
             for key, value in r["metrics"].get(split, {}).items():
@@ -97,7 +99,7 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] =
                 rel = abs(value - ref) / max(abs(ref), 1e-3)
                 worst = max(worst, rel)
                 if key in ("aepe", "pck5", "f1", "coarse_acc"):
-                    lines.append(f"| `{r['variant']}-seed{r['seed']}` | {split} | {key} | {value:.6f} | "
+                    lines.append(f"| `{run_name(r['variant'], r['seed'])}` | {split} | {key} | {value:.6f} | "
                                  f"{ref:.6f} | {rel:.1e} |")
     verdict = (f"**Reproduced**: every metric of every fresh run equals the shipped one within a relative "
                f"{worst:.1e} (tolerance {tol:.0e})." if worst <= tol else
@@ -109,21 +111,22 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] =
 def reproduce(out: str | Path = "build", update: bool = False, parameters: dict | None = None,
               profile: str = "quick", ablation: bool = True, variants: tuple[str, ...] | None = None,
               seeds: tuple[int, ...] | None = None, all_runs: bool = False) -> list[dict]:
-    """The reproduction (module docstring). ``all_runs``: every variant × 3 seeds; else
+    """The reproduction (module docstring). ``all_runs``: every shipped variant × 3 seeds; else
     ``variants`` (default the Table-6 ones) × ``seeds`` (default seed 0)."""
     import papermill as pm
 
+    from ..lab.errors import UserError
     from ..lab.runs import report
-    from ..lab.runs.ablate import TABLE6, VARIANTS
+    from ..lab.runs.variants import TABLE6, VARIANTS
     out = Path(out)
+    shipped = report.load_runs(SHIPPED)
     if all_runs:
-        variants, seeds = variants or tuple(VARIANTS), seeds or (0, 1, 2)
+        variants, seeds = variants or tuple(report.variants_present(shipped)), seeds or (0, 1, 2)
     else:
         variants, seeds = variants or TABLE6, seeds or BOUNDED_SEEDS
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        raise ValueError(f"variants: unknown {unknown}; choose from {sorted(VARIANTS)}")
-    shipped = report.load_runs(SHIPPED)
+        raise UserError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     fresh = None
     if ablation:
         runs = [(v, s) for v in variants for s in seeds]

@@ -7,6 +7,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
+from ..errors import UserError
 from .facades import FacadeConfig, make_facade_pair
 from .images import TEST_IMAGES, TRAIN_IMAGES
 from .pairs import PairConfig, make_pair
@@ -57,7 +58,7 @@ def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n
     - ``motorcycle``: crops of a real stereo pair with ground truth (:mod:`gocor.lab.data.real`).
     """
     if name not in TEST_SPLITS:
-        raise ValueError(f"unknown split {name!r}; choose from {TEST_SPLITS}")
+        raise UserError(f"unknown split {name!r}; choose from {TEST_SPLITS}")
     if n is None:
         n = MORE_SPLIT_SIZE if name in MORE_SPLITS else SPLIT_SIZE
     if name == "near_repetitive":

@@ -12,8 +12,8 @@ Every variant has the same backbone and decoders; only the correlation modules d
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -21,60 +21,95 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...correlation import global_correlation, local_correlation
-from ...module import GlobalGOCor, LocalGOCor
+from ...module import LOCAL_DEFAULTS, GOCorConfig, GlobalGOCor, LocalGOCor
 from .channels import channel_norm, normalize_channels
 from ..data.flow import pixel_grid, resize_flow, warp
 from .volume_post import VolumePost
 
 
-Correlation = Literal["corr", "gocor"]
 STRIDES = (2, 4, 8)                     # of the feature pyramid's levels
 COARSEST = STRIDES[-1]
-LOCAL_PRIOR_DIM = 4                     # the local query loss's R: 1 -> 4 -> 4 channels (global: 16, 16)
+SEARCH_RADIUS = 3                       # of the local levels' windows: 7 × 7
+# the layer's own config per level, as the matcher uses it by default: global GOCor with the
+# paper's GLU-Net-GOCor settings; local GOCor with the layer's local defaults on the matcher's
+# window, its (optional) query loss with a small prior R: 1 -> 4 -> 4 channels
+GLOBAL_LEVEL = GOCorConfig()
+LOCAL_LEVEL = LOCAL_DEFAULTS.replace(search_radius=SEARCH_RADIUS, prior_inter_dim=4, prior_output_dim=4)
 
 
 @dataclass(frozen=True)
 class MatcherConfig:
-    global_corr: Correlation = "corr"
-    local_corr: Correlation = "corr"
-    channels: tuple[int, int, int] = (16, 32, 64)
-    search_radius: int = 3
-    gocor_steps: int = 3
-    image_size: int = 64                # training images (square); fixes the global level's grid
-    global_query_loss: bool = True      # global GOCor: L_q on (the paper's GLU-Net-GOCor) or off (L_r only)
-    global_initializer: str = "flexible_context"    # global GOCor's filter initializer
-    local_query_loss: bool = False      # local GOCor: the supplement's local query loss (4D prior on the window)
+    global_level: GOCorConfig | None = None     # None: feature correlation; else GlobalGOCor with this config
+    local_level: GOCorConfig | None = None      # None: local correlation; else LocalGOCor (both levels) with this
     post_process: bool = False          # correlation volumes + a learned 4D post-processing (the control)
+    channels: tuple[int, int, int] = (16, 32, 64)
+    search_radius: int = SEARCH_RADIUS  # of the local windows (a local GOCor level uses the same)
+    image_size: int = 64                # training images (square); fixes the global level's grid
 
     def __post_init__(self):
-        for name in ("global_corr", "local_corr"):
-            if getattr(self, name) not in ("corr", "gocor"):
-                raise ValueError(f"{name} must be 'corr' or 'gocor', got {getattr(self, name)!r}")
-        if self.post_process and "gocor" in (self.global_corr, self.local_corr):
-            raise ValueError("post_process is the control for plain correlation volumes")
+        for name in ("global_level", "local_level"):
+            level = getattr(self, name)
+            if level is not None and not isinstance(level, GOCorConfig):
+                raise TypeError(f"{name} must be a GOCorConfig or None, got {type(level).__name__}")
+        if self.post_process and (self.global_level or self.local_level):
+            raise ValueError("post_process is the control for plain correlation volumes: it needs "
+                             "global_level=None and local_level=None")
+        if self.local_level is not None and self.local_level.search_radius != self.search_radius:
+            raise ValueError(f"local_level.search_radius ({self.local_level.search_radius}) must equal the "
+                             f"matcher's search_radius ({self.search_radius})")
         if self.image_size <= 0 or self.image_size % COARSEST:
             raise ValueError(f"image_size must be a positive multiple of {COARSEST}, got {self.image_size}")
+
+    @classmethod
+    def build(cls, global_gocor: Mapping | None = None, local_gocor: Mapping | None = None,
+              post_process: bool = False, **fields) -> "MatcherConfig":
+        """A config from the changes to :data:`GLOBAL_LEVEL` / :data:`LOCAL_LEVEL` per level
+        (None: correlation at that level), as :data:`gocor.lab.runs.variants.VARIANTS` names them."""
+        radius = fields.get("search_radius", SEARCH_RADIUS)
+        return cls(global_level=None if global_gocor is None else GLOBAL_LEVEL.replace(**global_gocor),
+                   local_level=None if local_gocor is None else
+                   LOCAL_LEVEL.replace(search_radius=radius).replace(**local_gocor),
+                   post_process=post_process, **fields)
 
     @property
     def global_cells(self) -> int:
         """Side of the global level's grid: the 1/8 grid of a training image."""
         return self.image_size // COARSEST
 
+    @property
+    def solver_steps(self) -> int | None:
+        """The solver steps of the GOCor levels (global first), None without GOCor."""
+        level = self.global_level or self.local_level
+        return None if level is None else level.num_iter
+
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "MatcherConfig":
+        """Inverse of :meth:`to_dict`; also reads the flat form of checkpoints written before the
+        per-level configs (``global_corr``, ``local_corr``, ``gocor_steps``, ...)."""
+        d = dict(d)
+        if "global_corr" in d or "local_corr" in d:
+            return cls._from_flat(d)
+        level = lambda v: None if v is None else GOCorConfig(**v)
+        return cls(global_level=level(d.pop("global_level", None)), local_level=level(d.pop("local_level", None)),
+                   channels=tuple(d.pop("channels", (16, 32, 64))), **d)
 
-CONFIGS = {
-    "corr": MatcherConfig(),
-    "gocor": MatcherConfig(global_corr="gocor", local_corr="gocor"),
-    "gocor_global": MatcherConfig(global_corr="gocor"),
-    "gocor_global_lr": MatcherConfig(global_corr="gocor", global_query_loss=False),
-    "gocor_local": MatcherConfig(local_corr="gocor"),
-    "gocor_local_lq": MatcherConfig(global_corr="gocor", local_corr="gocor", local_query_loss=True),
-    "corr_post": MatcherConfig(post_process=True),
-    **{f"gocor_global_init_{name}": MatcherConfig(global_corr="gocor", global_initializer=name)
-       for name in ("zeros", "simple", "context")},
-}
+    @classmethod
+    def _from_flat(cls, d: dict) -> "MatcherConfig":
+        """The flat fields and their defaults then, built into the levels exactly as the matcher
+        built its modules from them."""
+        steps, radius = d.pop("gocor_steps", 3), d.get("search_radius", SEARCH_RADIUS)
+        glob, loc = d.pop("global_corr", "corr"), d.pop("local_corr", "corr")
+        g_lq, g_init = d.pop("global_query_loss", True), d.pop("global_initializer", "flexible_context")
+        l_lq = d.pop("local_query_loss", False)
+        for name, value in (("global_corr", glob), ("local_corr", loc)):
+            if value not in ("corr", "gocor"):
+                raise ValueError(f"{name} must be 'corr' or 'gocor', got {value!r}")
+        return cls(global_level=GOCorConfig(num_iter=steps, query_loss=g_lq, initializer=g_init) if glob == "gocor" else None,
+                   local_level=LOCAL_LEVEL.replace(search_radius=radius, num_iter=steps, query_loss=l_lq)
+                   if loc == "gocor" else None, channels=tuple(d.pop("channels", (16, 32, 64))), **d)
 
 
 def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -117,12 +152,9 @@ class Matcher(nn.Module):
         c2, c4, c8 = config.channels
         r = config.search_radius
         self.features = FeaturePyramid(config.channels)
-        self.global_gocor = GlobalGOCor(c8, num_iter=config.gocor_steps, query_loss=config.global_query_loss,
-                                        initializer=config.global_initializer) if config.global_corr == "gocor" else None
-        self.local_gocor = nn.ModuleList(
-            [LocalGOCor(c, search_radius=r, num_iter=config.gocor_steps, query_loss=config.local_query_loss,
-                        prior_inter_dim=LOCAL_PRIOR_DIM, prior_output_dim=LOCAL_PRIOR_DIM) for c in (c4, c2)]
-        ) if config.local_corr == "gocor" else None
+        self.global_gocor = GlobalGOCor(c8, config.global_level) if config.global_level is not None else None
+        self.local_gocor = nn.ModuleList([LocalGOCor(c, config.local_level) for c in (c4, c2)]
+                                         ) if config.local_level is not None else None
         n_global = config.global_cells ** 2             # query positions at the global level
         self.beta = nn.Parameter(torch.tensor(10.0))
         self.global_decoder = nn.Sequential(conv(n_global + 2 + c8, 64), conv(64, 48), conv(48, 32), nn.Conv2d(32, 2, 3, 1, 1))

@@ -11,46 +11,45 @@ are :data:`gocor.lab.runs.variants.VARIANTS` (``python -m gocor ablate --list``)
 """
 from __future__ import annotations
 
-import subprocess
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..data.splits import HELD_OUT_SPLITS
 from ..device import default_device
-from ..files import read_json, write_json
+from ..errors import UserError
+from ..files import write_json
 from .evaluate import evaluate_checkpoint
-from .train import PROFILES, train
-from .variants import TABLE6, VARIANTS
+from .results import SCHEMA, commit_info, read_result
+from .train import run_config, train
+from .variants import TABLE6, run_name
 
 
 
-
-def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                         capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
-
-
-def run_variant(variant: str, seed: int, profile: str, out: str | Path, device: str | None = None,
-                progress: bool = True) -> dict:
-    """Train (or resume) one variant and seed, evaluate it, write and return its result."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose from {sorted(VARIANTS)}")
-    run_dir = Path(out) / f"{variant}-seed{seed}"
+def run_variant(name: str, seed: int, profile: str, out: str | Path, device: str | None = None,
+                progress: bool = True, **changes) -> dict:
+    """The one run pipeline: train (or resume) variant ``name`` with ``seed`` under ``profile``
+    (plus training ``changes``, e.g. ``steps``) in ``out/<variant>-seed<S>/``, evaluate its last
+    checkpoint on every held-out split, write and return its result record
+    (:mod:`.results`). A run whose ``result.json`` exists is finished and only read back."""
+    cfg = run_config(name, profile, seed, **changes)
+    run_dir = Path(out) / run_name(name, seed)
     result_path = run_dir / "result.json"
     if result_path.exists():
-        return read_json(result_path)
-    cfg = replace(PROFILES[profile], model=VARIANTS[variant].model, seed=seed, **VARIANTS[variant].train)
-    commit = _commit()                  # the code the run starts with
+        result = read_result(result_path)
+        if result["train_config"] != asdict(cfg):
+            raise UserError(f"{result_path}: a finished run of another training config; choose another "
+                            f"output folder or delete {run_dir}")
+        return result
+    code = commit_info()                    # the code the run starts with
     summary = train(cfg, run_dir, resume=True, device=device, progress=progress, pool_cache=Path(out) / "pairs")
     metrics = {split: evaluate_checkpoint(run_dir / "last.pt", split, device=device) for split in HELD_OUT_SPLITS}
-    result = {"variant": variant, "seed": seed, "profile": profile, "train_config": asdict(cfg),
+    result = {"schema": SCHEMA, "variant": name, "seed": seed, "profile": profile, "train_config": asdict(cfg),
               "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
               "history": summary["history"], "wall_time_s": round(summary["wall_time"], 1),
-              "device": str(default_device(device)), "commit": commit}
+              "device": str(default_device(device)), **code}
     write_json(result_path, result)
     return result
 
@@ -62,7 +61,7 @@ def ablate(variants: tuple[str, ...] = TABLE6, seeds: int = 3, profile: str = "q
     results = []
     bar = tqdm(runs, desc="ablation runs", unit="run", disable=not progress, position=0)
     for variant, seed in bar:
-        bar.set_postfix(run=f"{variant}-seed{seed}")
+        bar.set_postfix(run=run_name(variant, seed))
         t0 = time.perf_counter()
         results.append(run_variant(variant, seed, profile, out, device, progress))
         if progress:

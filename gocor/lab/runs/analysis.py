@@ -17,9 +17,12 @@ import torch
 from ...module import gocor_modules
 from ..data.pairs import PairConfig
 from ..data.splits import held_out_split
+from ..errors import UserError
 from ..files import read_json, write_json
 from ..models.matcher import Matcher
 from .evaluate import evaluate, load_matcher
+from .results import result_paths
+from .variants import parse_run_name
 
 STEPS = tuple(range(8))
 STEPS_SPLITS = ("standard", "dynamic", "near_repetitive")
@@ -85,16 +88,16 @@ def analyze(out: str | Path, steps_variant: str = "gocor", device: str | None = 
     ``objectives.json`` (the learned objective of every run with a GOCor module) into an
     ``ablate`` output; each is recomputed only when the finished runs it covers changed."""
     out = Path(out)
-    runs = sorted(p.parent for p in out.glob("*-seed*/result.json"))
+    runs = [p.parent for p in result_paths(out) if p.name == "result.json"]
     if not runs:
-        raise ValueError(f"{out}: no finished ablation run (*-seed*/result.json)")
+        raise UserError(f"{out}: no finished ablation run (*-seed*/result.json)")
     models = {run.name: load_matcher(run / "last.pt", device)[0] for run in runs}
     result = {}
-    stepped = [n for n in models if n.rsplit("-seed", 1)[0] == steps_variant]
+    stepped = [n for n in models if parse_run_name(n)[0] == steps_variant]
     if stepped:
         data = _cached(out / "steps.json", stepped)
         if data is None:
-            data = {"variant": steps_variant, "trained_steps": models[stepped[0]].config.gocor_steps,
+            data = {"variant": steps_variant, "trained_steps": models[stepped[0]].config.solver_steps,
                     "steps": list(steps), "runs": {n: steps_curve(models[n], splits, steps) for n in stepped}}
             write_json(out / "steps.json", data)
         result["steps"] = data

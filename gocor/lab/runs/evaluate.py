@@ -15,6 +15,7 @@ from ..data.pairs import PairConfig
 from ..data.splits import held_out_split
 from ..device import batched, default_device
 from ..models.matcher import Matcher, MatcherConfig
+from ..errors import UserError
 from .checkpoint import CheckpointError, load
 from .metrics import coarse_chance, coarse_metrics, flow_metrics, true_vs_copies
 
@@ -22,39 +23,40 @@ from .metrics import coarse_chance, coarse_metrics, flow_metrics, true_vs_copies
 def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
     """A user's pairs: .npz with source, target (N, H, W, 3) uint8, flow (N, H, W, 2) float
     (target grid, see :mod:`gocor.lab.flow`), mask (N, H, W) bool. Resized to size x size (the
-    matcher's training size), flow scaled. Raises ValueError naming the file and the array."""
+    matcher's training size), flow scaled. Raises :class:`~gocor.lab.errors.UserError` naming the
+    file and the array."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file")
+        raise UserError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not an .npz archive (expected a numpy.savez file)")
+        raise UserError(f"{path}: not an .npz archive (expected a numpy.savez file)")
     try:
         with np.load(path, allow_pickle=False) as d:
             arrays = {k: d[k] for k in ("source", "target", "flow", "mask")}
     except KeyError as e:
-        raise ValueError(f"{path}: missing array {e}; expected source, target, flow, mask") from None
+        raise UserError(f"{path}: missing array {e}; expected source, target, flow, mask") from None
     except Exception as e:
-        raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
     if arrays["mask"].ndim != 3:
-        raise ValueError(f"{path}: mask has shape {arrays['mask'].shape}, expected (N, H, W)")
+        raise UserError(f"{path}: mask has shape {arrays['mask'].shape}, expected (N, H, W)")
     n, h, w = arrays["mask"].shape
     for k, shape in (("source", (n, h, w, 3)), ("target", (n, h, w, 3)), ("flow", (n, h, w, 2))):
         if arrays[k].shape != shape:
-            raise ValueError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape}")
+            raise UserError(f"{path}: {k} has shape {arrays[k].shape}, expected {shape}")
     for k in ("source", "target"):
         if arrays[k].dtype != np.uint8:
-            raise ValueError(f"{path}: {k} has dtype {arrays[k].dtype}, expected uint8 (0-255); "
+            raise UserError(f"{path}: {k} has dtype {arrays[k].dtype}, expected uint8 (0-255); "
                              f"for float images in [0, 1] save (img * 255).round().astype(np.uint8)")
     if arrays["mask"].dtype != np.bool_:
-        raise ValueError(f"{path}: mask has dtype {arrays['mask'].dtype}, expected bool")
+        raise UserError(f"{path}: mask has dtype {arrays['mask'].dtype}, expected bool")
     if not np.issubdtype(arrays["flow"].dtype, np.floating):
-        raise ValueError(f"{path}: flow has dtype {arrays['flow'].dtype}, expected float")
+        raise UserError(f"{path}: flow has dtype {arrays['flow'].dtype}, expected float")
     mask = arrays["mask"]
     if not mask.any():
-        raise ValueError(f"{path}: no valid pixel in mask")
+        raise UserError(f"{path}: no valid pixel in mask")
     bad = ~np.isfinite(arrays["flow"]).all(-1) & mask
     if bad.any():
-        raise ValueError(f"{path}: flow is not finite (NaN or inf) at {int(bad.sum())} valid pixels "
+        raise UserError(f"{path}: flow is not finite (NaN or inf) at {int(bad.sum())} valid pixels "
                          f"(mask True); set mask False there")
     img = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255.0
     source, target = img(arrays["source"]), img(arrays["target"])
@@ -67,7 +69,7 @@ def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
         flow = resize_flow(flow, (size, size))
         mask = F.interpolate(mask[:, None].float(), size=(size, size), mode="nearest")[:, 0] > 0.5
         if not mask.any():
-            raise ValueError(f"{path}: no valid pixel in mask after resizing to {size}x{size}")
+            raise UserError(f"{path}: no valid pixel in mask after resizing to {size}x{size}")
     return {"source": source, "target": target, "flow": flow, "mask": mask}
 
 
@@ -93,25 +95,28 @@ def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32) -> 
 
 def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs: str | Path | None = None,
                         device: str | torch.device | None = None) -> dict:
-    model, info = load_matcher(path, device)
+    """Metrics of the matcher at ``path`` on a held-out ``split`` or, when given, on the user's
+    ``pairs`` (.npz, see :func:`load_pairs`), with the checkpoint, the data and the matcher's
+    config (per level, :meth:`~gocor.lab.models.matcher.MatcherConfig.to_dict`)."""
+    model, _ = load_matcher(path, device)
     size = model.config.image_size
     data = (load_pairs(pairs, size) if pairs is not None          # the near-repetitive split is 128 px
             else held_out_split(split, PairConfig(size=size, photometric=False)))
     result = evaluate(model, data)
     result.update({"checkpoint": str(path), "data": str(pairs) if pairs is not None else split,
-                   "model": info["matcher_config"]})
+                   "model": model.config.to_dict()})
     return result
 
 
 def load_matcher(path: str | Path, device: str | torch.device | None = None) -> tuple[Matcher, dict]:
-    """(model in eval mode on ``device``, the checkpoint's other entries)."""
+    """(model in eval mode on ``device``, the checkpoint's other entries). The matcher is rebuilt
+    from the checkpoint's ``matcher_config``, per-level or (older checkpoints) flat."""
     device = default_device(device)
     obj = load(path, device)
     try:
-        cfg = obj["matcher_config"]
-        model = Matcher(MatcherConfig(**{**cfg, "channels": tuple(cfg["channels"])}))
+        model = Matcher(MatcherConfig.from_dict(obj["matcher_config"]))
         model.load_state_dict(obj["model"])
-    except (KeyError, TypeError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{path}: checkpoint does not fit the matcher ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:200]})") from None
     return model.to(device).eval(), obj

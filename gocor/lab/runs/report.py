@@ -9,12 +9,11 @@ when the interval excludes 0, else "not resolved".
 """
 from __future__ import annotations
 
-import json
 import statistics
-from pathlib import Path
 
-from .stats import Interval, paired_difference
-from .variants import TABLE6, VARIANTS
+from .stats import Interval, mean_std, paired_difference
+from . import results
+from .variants import TABLE6
 
 # Table 6 of the paper (GLU-Net trained on dynamic scenes): KITTI-2015 AEPE, HPatches PCK-5 (%)
 PAPER_TABLE6 = {"corr": {"kitti15_aepe": 8.93, "hpatches_pck5": 69.22},
@@ -24,27 +23,15 @@ PAPER_TABLE6 = {"corr": {"kitti15_aepe": 8.93, "hpatches_pck5": 69.22},
 # the supplement: local GOCor without / with the local query loss, KITTI-2012 / 2015 AEPE
 PAPER_LOCAL_LQ = {"gocor": (4.02, 9.92), "gocor_local_lq": (4.24, 10.20)}
 
+load_runs = results.load_runs          # the tables' input
+
 LOWER_IS_BETTER = {"aepe", "f1", "copy_rate"}
-
-
-def load_runs(folder: str | Path) -> list[dict]:
-    """Every run of an ``ablate`` output (``*-seed*/result.json``) or of the shipped results
-    (``*-seed*.json``), in the order of :data:`gocor.lab.ablate.VARIANTS`, then by seed."""
-    folder = Path(folder)
-    paths = list(folder.glob("*-seed*/result.json")) or list(folder.glob("*-seed*.json"))
-    runs = [json.loads(p.read_text()) for p in paths]
-    order = {v: i for i, v in enumerate(VARIANTS)}
-    return sorted(runs, key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
 
 
 def values(runs: list[dict], variant: str, split: str, key: str) -> list[float]:
     """The metric of every seed of a variant (runs without that split or metric are left out)."""
     return [r["metrics"][split][key] for r in runs
             if r["variant"] == variant and key in r["metrics"].get(split, {})]
-
-
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def fmt(xs: list[float], digits: int = 3) -> str:

@@ -18,6 +18,7 @@ Only numpy (and scipy's t quantile): making a table imports no torch.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -54,6 +55,11 @@ class Interval:
 
     def __str__(self) -> str:
         return self.fmt()
+
+
+def mean_std(xs: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value) of seeds' values."""
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
 def t_quantile(level: float, df: int) -> float:

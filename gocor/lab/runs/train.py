@@ -1,4 +1,5 @@
-"""Training a matcher on synthetic pairs: ``python -m gocor train --model gocor --profile quick``.
+"""Training a matcher on synthetic pairs:
+``python -m gocor train --variant gocor --profile quick --run-dir runs/gocor``.
 
 The pairs come from a pool made once per profile (:mod:`gocor.lab.pool`) and shared by every
 run; each batch is a pure function of (pool, seed, step), so an interrupted run resumed from
@@ -18,15 +19,17 @@ from ..data.pairs import PairConfig
 from ..data.pool import PoolConfig, load_pool, pool_batch
 from ..data.splits import make_batch
 from ..device import default_device
-from ..models.matcher import CONFIGS, Matcher, multiscale_loss
+from ..models.matcher import Matcher, MatcherConfig, multiscale_loss
 from ..models.parameters import objective_parameters, param_groups
+from ..errors import UserError
 from . import checkpoint
 from .evaluate import evaluate
+from .variants import variant
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "corr"
+    variant: str = "corr"               # a key of gocor.lab.runs.variants.VARIANTS
     steps: int = 500
     batch_size: int = 16
     lr: float = 1e-3
@@ -61,6 +64,19 @@ PROFILES = {
 }
 
 
+def run_config(name: str, profile: str = "quick", seed: int = 0, **changes) -> TrainConfig:
+    """The training config of variant ``name`` under ``profile``: the profile, the variant's own
+    training changes (e.g. the frozen objective), then ``changes`` (e.g. ``steps``)."""
+    if profile not in PROFILES:
+        raise UserError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}")
+    return replace(PROFILES[profile], variant=name, seed=seed, **variant(name).train, **changes)
+
+
+def matcher_config(name: str, image_size: int = 64) -> MatcherConfig:
+    """The matcher of variant ``name`` for training images of ``image_size``."""
+    return MatcherConfig.build(**variant(name).matcher_fields(), image_size=image_size)
+
+
 def training_batch(cfg: TrainConfig, step: int, pool: dict[str, torch.Tensor] | None = None,
                    device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Batch ``step`` of a run (a pure function of the config and the step): mixed pairs, and the
@@ -72,14 +88,17 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
           progress: bool = True, stop_after: int | None = None, pool_cache: str | Path | None = None) -> dict:
     """Train, writing ``out_dir/last.pt`` every ``ckpt_every`` steps and at the end.
     ``stop_after`` ends the run early (simulates an interruption); the training pairs are kept
-    in ``pool_cache`` when given (see :func:`gocor.lab.pool.load_pool`). Returns a summary dict."""
-    if cfg.model not in CONFIGS:
-        raise ValueError(f"unknown model {cfg.model!r}; choose from {sorted(CONFIGS)}")
+    in ``pool_cache`` when given (see :func:`gocor.lab.data.pool.load_pool`). Returns a summary
+    dict. ``cfg`` must carry its variant's training changes (:func:`run_config` adds them)."""
+    for key, value in variant(cfg.variant).train.items():
+        if getattr(cfg, key) != value:
+            raise UserError(f"variant {cfg.variant!r} trains with {key}={value!r}, the config has "
+                            f"{getattr(cfg, key)!r}; build it with run_config()")
     device = default_device(device)
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "last.pt"
     torch.manual_seed(cfg.seed)
-    model = Matcher(replace(CONFIGS[cfg.model], image_size=cfg.image_size)).to(device)
+    model = Matcher(matcher_config(cfg.variant, cfg.image_size)).to(device)
     if cfg.objective_lr_scale == 0.0:
         # a frozen objective (the gocor_frozen variant): one way to freeze, the layer's own; the
         # same parameters as AdamW at lr 0 (measured bit-identical), without their gradients
@@ -111,7 +130,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
     t0 = time.perf_counter()
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress,
-               desc=f"train {cfg.model}", unit="step")
+               desc=f"train {cfg.variant}", unit="step")
     for step in bar:
         model.train()
         batch = training_batch(cfg, step, pool, device)
@@ -129,5 +148,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, device: s
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
             save(done)
     bar.close()
+    if cfg.steps == 0 and start == 0:
+        save(0)                         # no training: the initial model is the run's result
     return {"steps": end, "wall_time": elapsed + time.perf_counter() - t0, "device": str(device),
             "history": history, "checkpoint": str(ckpt_path)}

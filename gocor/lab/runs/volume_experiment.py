@@ -34,6 +34,7 @@ from ..models.channels import normalize_channels
 from ..models.parameters import param_groups
 from . import checkpoint
 from .metrics import coarse_metrics, coarse_truth
+from .stats import mean_std
 
 Layer = Literal["corr", "gocor", "gocor_frozen"]
 LAYERS: tuple[Layer, ...] = ("corr", "gocor", "gocor_frozen")
@@ -185,6 +186,5 @@ def summarize(results: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
         runs = [r["metrics"] for r in results if r["config"]["layer"] == layer]
         out[layer] = {}
         for key in ("coarse_acc", "coarse_acc1", "copy_rate"):
-            v = torch.tensor([m[key] for m in runs], dtype=torch.float64)
-            out[layer][key] = (v.mean().item(), v.std(unbiased=True).item() if len(v) > 1 else 0.0)
+            out[layer][key] = mean_std([m[key] for m in runs])
     return out
