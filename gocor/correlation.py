@@ -14,10 +14,38 @@ is the exact adjoint, scores -> filters. The plain correlation layer is
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+class CorrelationOperator(Protocol):
+    """What the solver (:mod:`gocor.solver`) needs of a correlation: fixed features, a score
+    scale, apply/transpose, the gradient wrt the features, and the distance of every
+    displacement between filter and partner with the map that spreads it over all pairs (and
+    the distances themselves, (M, H, W)). Both classes below are one."""
+
+    feat: Tensor
+    scale: float
+
+    def apply(self, w: Tensor) -> Tensor: ...
+
+    def transpose(self, scores: Tensor) -> Tensor: ...
+
+    def feat_grad(self, w: Tensor, scores: Tensor) -> Tensor: ...
+
+    def offset_distances(self, height: int, width: int) -> Tensor: ...
+
+    def expand(self, per_offset: Tensor, height: int, width: int) -> Tensor: ...
+
+    def distances(self, height: int, width: int) -> Tensor: ...
+
+    def like(self, feat: Tensor) -> "CorrelationOperator": ...
+
+    @property
+    def partner_grid(self) -> tuple[int, int]: ...
 
 
 class GlobalCorrelation:

@@ -241,21 +241,26 @@ class VolumeQueryLoss:
     weights come from autograd on <R A x̄, R A x> = <x̄, M x> (M is symmetric).
     """
 
-    def __init__(self, prior: QueryPrior | None, query_op, tensors: tuple[Tensor, Tensor, Tensor] | None = None,
-                 weight1_dims: str = "query"):
+    def __init__(self, prior: QueryPrior, query_op):
         self._op = query_op
-        self.tensors = tensors if tensors is not None else (query_op.feat, prior.weight1, prior.weight2)
-        self._weight1_dims = prior.weight1_dims if prior is not None else weight1_dims
+        self.tensors = (query_op.feat, prior.weight1, prior.weight2)
+        self._weight1_dims = prior.weight1_dims
+
+    @classmethod
+    def from_tensors(cls, query_op, tensors: tuple[Tensor, Tensor, Tensor],
+                     weight1_dims: str = "query") -> "VolumeQueryLoss":
+        """The loss on given (query features, R's two weights): what :meth:`rebuild` makes."""
+        loss = cls.__new__(cls)
+        loss._op, loss.tensors, loss._weight1_dims = query_op, tensors, weight1_dims
+        return loss
 
     def rebuild(self):
         op, dims = self._op, self._weight1_dims
-        return lambda feat, w1, w2: VolumeQueryLoss(None, op.like(feat), (feat, w1, w2), dims)
+        return lambda feat, w1, w2: VolumeQueryLoss.from_tensors(op.like(feat), (feat, w1, w2), dims)
 
     def _residual(self, w: Tensor, tensors: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, object, Tensor]:
-        """R(A w) (B, M, H, W, O), the operator A on these features and R's combined kernel.
-        (The combined kernel measured faster on CPU than the separable form for a 7×7 window:
-        1.3 against 2.8 s forward and backward at the matcher's 1/2 level, B = 16: convolutions
-        over 7×7 images are slow.)"""
+        """R(A w) (B, M, H, W, O), the operator A on these features and R's combined kernel
+        (one 4D kernel rather than the separable form: see the README's Benchmark section)."""
         feat, w1, w2 = tensors
         op = self._op.like(feat)
         kernel = combined_kernel(w1, w2, w.dtype, self._weight1_dims)

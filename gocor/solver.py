@@ -21,38 +21,15 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .correlation import CorrelationOperator
 from .objective import LearnedLabels, QueryPrior, activation_slopes, robust_activation
 from .query_loss import QUERY_LOSS_FORMS, QueryLoss, VolumeQueryLoss, make_query_loss
-
-
-class CorrelationOperator(Protocol):
-    """What the solver needs of a correlation: fixed features, a score scale, apply/transpose,
-    the gradient wrt the features, and the distance of every displacement between filter and
-    partner with the map that spreads it over all pairs. See :mod:`gocor.correlation`."""
-
-    feat: Tensor
-    scale: float
-
-    def apply(self, w: Tensor) -> Tensor: ...
-
-    def transpose(self, scores: Tensor) -> Tensor: ...
-
-    def feat_grad(self, w: Tensor, scores: Tensor) -> Tensor: ...
-
-    def offset_distances(self, height: int, width: int) -> Tensor: ...
-
-    def expand(self, per_offset: Tensor, height: int, width: int) -> Tensor: ...
-
-    def like(self, feat: Tensor) -> "CorrelationOperator": ...
-
-    @property
-    def partner_grid(self) -> tuple[int, int]: ...
 
 
 @dataclass(frozen=True)

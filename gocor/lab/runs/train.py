@@ -56,7 +56,7 @@ PROFILES = {
     # one GPU: 8 epochs over 24000 pairs
     "full": TrainConfig(steps=6000, batch_size=32, val_every=500, ckpt_every=500, facade_share=0.25,
                         dynamic=0.5, pool_size=24000),
-    # notebook 05's live run in CI: the quick mix, a minute on 2 cores
+    # notebook 05's live run in CI: the quick mix on a small pool
     "ci": TrainConfig(steps=60, batch_size=8, val_every=10, val_pairs=16, ckpt_every=20, facade_share=0.25,
                       dynamic=0.5, pool_size=480),
     # tests
