@@ -35,7 +35,7 @@ assignments: $(STAMP)
 FORMGRADER_ARGS ?=
 formgrader: $(STAMP)
 	cd $(COURSE) && env -u MPLBACKEND PATH="$(abspath $(VENV))/bin:$$PATH" "$(abspath $(VENV))/bin/jupyter" lab \
-	  $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.default_url=/formgrader $(FORMGRADER_ARGS)
+	  $(if $(filter 0,$(shell id -u)),--allow-root) --LabApp.default_url=/formgrader $(FORMGRADER_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m gocor bench
