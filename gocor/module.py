@@ -17,7 +17,7 @@ from torch import Tensor
 from .correlation import GlobalCorrelation, LocalCorrelation
 from .initializers import GLOBAL_INITIALIZERS, LOCAL_INITIALIZERS
 from .objective import LearnedLabels, QueryPrior
-from .solver import FilterOptimizer, SolverTrace
+from .solver import FilterOptimizer, SolverTrace, autocast_enabled
 
 
 KINDS = ("global", "local")
@@ -168,15 +168,6 @@ def check_finite(**tensors: Tensor) -> None:
                              f"index {first} (B, C, H, W); one such pixel spoils its whole batch item's volume")
 
 
-def _autocast_enabled(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:                                   # torch < 2.4
-        if device_type == "cpu":
-            return torch.is_autocast_cpu_enabled()
-        return device_type == "cuda" and torch.is_autocast_enabled()
-
-
 class _GOCor(nn.Module):
     """What global and local GOCor share; see :class:`GlobalGOCor` and :class:`LocalGOCor`."""
 
@@ -260,7 +251,7 @@ class _GOCor(nn.Module):
         losses overflow float16 and its α needs the precision); the result comes back in the
         callers' dtype (the wider of the two inputs')."""
         device = reference_feat.device.type if isinstance(reference_feat, Tensor) else "cpu"
-        autocast = _autocast_enabled(device)
+        autocast = autocast_enabled(device)
         check_features(reference_feat, query_feat, self.feature_dim, self._same_size(), mixed_dtypes=autocast)
         if self.check_finite:
             check_finite(reference_feat=reference_feat, query_feat=query_feat)

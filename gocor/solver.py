@@ -320,12 +320,23 @@ class _UnrolledDescent(torch.autograd.Function):
                 as_param(neg_vy_bar, neg_vy), as_param(lam2_bar, lam2), as_param(step_bar, step), *lq_grads)
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` in this thread."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:                                   # torch < 2.4
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return device_type == "cuda" and torch.is_autocast_enabled()
+
+
 def _autocast_off() -> contextlib.ExitStack:
-    """Autocast disabled on every device type that has it: the reverse pass works in the dtype the
-    forward saved (float32 under autocast, see :meth:`gocor.module.GlobalGOCor.forward`)."""
+    """Autocast disabled where it is on: the reverse pass works in the dtype the forward saved
+    (float32 under autocast, see :meth:`gocor.module.GlobalGOCor.forward`). Nothing is entered
+    when autocast is off (torch.compile cannot trace entering it)."""
     stack = contextlib.ExitStack()
     for device in ("cpu", "cuda"):
-        if device == "cpu" or torch.cuda.is_available():
+        if autocast_enabled(device):
             stack.enter_context(torch.autocast(device, enabled=False))
     return stack
 
