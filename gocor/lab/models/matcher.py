@@ -33,7 +33,7 @@ SEARCH_RADIUS = 3                       # of the local levels' windows: 7 × 7
 # the layer's own config per level, as the matcher uses it by default: global GOCor with the
 # paper's GLU-Net-GOCor settings; local GOCor with the layer's local defaults on the matcher's
 # window, its (optional) query loss with a small prior R: 1 -> 4 -> 4 channels
-GLOBAL_LEVEL = GOCorConfig()
+GLOBAL_LEVEL = GOCorConfig().for_kind("global")
 LOCAL_LEVEL = LOCAL_DEFAULTS.replace(search_radius=SEARCH_RADIUS, prior_inter_dim=4, prior_output_dim=4)
 
 
