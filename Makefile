@@ -12,7 +12,7 @@ export PYTHONHASHSEED := 0
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[lab,teach,dev]'
+	$(PY) -m pip install -q -e '.[lab,teach,dev,cluster]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -39,6 +39,12 @@ formgrader: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m gocor bench
+
+# On a machine with one NVIDIA GPU (under 8 minutes): the CUDA tests, the bench on CUDA, and a
+# full-profile training step of corr and gocor (float32 and bf16 autocast) -> build/gpu_check.json.
+# Without CUDA it stops with a message and exit status 2. Not run on a GPU yet.
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py --out build/gpu_check.json
 
 # MPLBACKEND is unset for JupyterLab: with Agg exported, ipykernel does not switch to the inline
 # backend and no figure (plt.show(), the volume explorer) appears. As root (containers) JupyterLab

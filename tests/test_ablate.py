@@ -109,3 +109,35 @@ def test_analysis_steps_curve_and_learned_objectives(tmp_path):
     with solver_steps(model, 7):
         assert model.global_gocor.config.num_iter == 7
     assert model.global_gocor.config.num_iter == 3
+
+
+class TestFanOut:
+    """ablate's runs spread over worker processes (or submitit) give the sequential results."""
+
+    @staticmethod
+    def _same(a, b):
+        drop = lambda r: {k: v for k, v in r.items() if k != "wall_time_s"}
+        return [drop(r) for r in a] == [drop(r) for r in b]
+
+    def test_two_local_workers_equal_the_sequential_run(self, tmp_path):
+        runs = dict(variants=("corr",), seeds=2, profile="ci", device="cpu", progress=False, steps=2,
+                    splits=("standard",))
+        seq = ablate(out=tmp_path / "seq", **runs)
+        par = ablate(out=tmp_path / "par", jobs=2, **runs)
+        assert [(r["variant"], r["seed"]) for r in par] == [("corr", 0), ("corr", 1)]
+        assert par[0]["train_config"]["steps"] == 2 and par[0]["history"] != par[1]["history"]
+        assert self._same(seq, par)
+
+    def test_submitit_local_executor(self, tmp_path):
+        pytest.importorskip("submitit")
+        runs = dict(variants=("corr",), seeds=1, profile="tiny", device="cpu", progress=False, steps=2,
+                    splits=("standard",))
+        seq = ablate(out=tmp_path / "seq", **runs)
+        sub = ablate(out=tmp_path / "sub", engine="submitit-local", **runs)
+        assert self._same(seq, sub)
+
+    def test_bad_engine_and_jobs_are_refused(self, tmp_path):
+        with pytest.raises(ValueError, match="engine"):
+            ablate(("corr",), 1, "tiny", tmp_path, engine="ray")
+        with pytest.raises(ValueError, match="jobs"):
+            ablate(("corr",), 1, "tiny", tmp_path, jobs=0)

@@ -161,9 +161,12 @@ def machine_description(device: torch.device) -> str:
 MATCHER_MODELS = ("corr", "gocor")
 
 
-def run_matcher_case(model: str, profile: str = "quick", repeats: int = 10, warmup: int = 3) -> dict:
+def run_matcher_case(model: str, profile: str = "quick", repeats: int = 10, warmup: int = 3,
+                     autocast: torch.dtype | None = None) -> dict:
     """Median time of one training step (forward, backward, optimizer) of a matcher at the
-    profile's image size and batch, on a batch from the training pool."""
+    profile's image size and batch, on a batch from the training pool; forward and loss under
+    ``torch.autocast`` to ``autocast`` (e.g. torch.bfloat16) when given."""
+    import contextlib
     from ..lab.models.matcher import Matcher, multiscale_loss
     from ..lab.runs.train import PROFILES, matcher_config, run_config, training_batch
     # the step does not depend on the pool's size
@@ -175,13 +178,17 @@ def run_matcher_case(model: str, profile: str = "quick", repeats: int = 10, warm
     batch = training_batch(cfg, 0, device=device)
 
     def step():
-        loss = multiscale_loss(net(batch["source"], batch["target"]), batch["flow"], batch["mask"])
+        cast = (torch.autocast(device.type, dtype=autocast) if autocast is not None
+                else contextlib.nullcontext())
+        with cast:
+            loss = multiscale_loss(net(batch["source"], batch["target"]), batch["flow"], batch["mask"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     return {"case": f"train step {model}", "seconds": median_time(step, device, repeats, warmup), "batch": cfg.batch_size,
-            "image_size": cfg.image_size, "device": str(device)}
+            "image_size": cfg.image_size, "device": str(device),
+            "autocast": None if autocast is None else str(autocast).removeprefix("torch.")}
 
 
 def run_data_case(profile: str = "quick", repeats: int = 20) -> dict:

@@ -137,7 +137,14 @@ def _ablate(args) -> None:
         for name, v in VARIANTS.items():
             print(f"{name:15s} {v.description}")
         return
-    results = ablate(tuple(args.variants), args.seeds, args.profile, args.runs_dir, args.device, not args.no_progress)
+    slurm = {}
+    for item in args.slurm or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--slurm takes KEY=VALUE (submitit parameters), got {item!r}")
+        slurm[key] = int(value) if value.isdigit() else value
+    results = ablate(tuple(args.variants), args.seeds, args.profile, args.runs_dir, args.device, not args.no_progress,
+                     jobs=args.jobs, engine=args.engine, slurm=slurm)
     analyze(args.runs_dir, device=args.device)
     for split in ("standard", "dynamic", "near_repetitive"):
         print(f"{split}:\n" + report.metrics_table(results, split, ("aepe", "pck1", "pck5", "f1", "coarse_acc")), end="\n\n")
@@ -155,6 +162,13 @@ def add_ablate(sub) -> None:
     p.add_argument("--runs-dir", default="build/ablation", help="one run folder per variant and seed, result.json in each")
     _add_device(p)
     _add_progress(p)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at once (local: worker processes with cores/N threads each; SLURM: array parallelism)")
+    p.add_argument("--engine", choices=["sequential", "local", "submitit-local", "submitit-slurm"],
+                   help="where the runs go (default: sequential, or local with --jobs > 1); submitit-*: "
+                        "pip install 'gocor[cluster]'")
+    p.add_argument("--slurm", nargs="+", metavar="KEY=VALUE",
+                   help="submitit parameters for --engine submitit-slurm, e.g. slurm_partition=gpu gpus_per_node=1")
     p.set_defaults(fn=_ablate)
 
 
