@@ -121,7 +121,7 @@ class TestFanOut:
 
     def test_two_local_workers_equal_the_sequential_run(self, tmp_path):
         runs = dict(variants=("corr",), seeds=2, profile="ci", device="cpu", progress=False, steps=2,
-                    splits=("standard",))
+                    splits=("standard",), threads=1)
         seq = ablate(out=tmp_path / "seq", **runs)
         par = ablate(out=tmp_path / "par", jobs=2, **runs)
         assert [(r["variant"], r["seed"]) for r in par] == [("corr", 0), ("corr", 1)]
@@ -131,7 +131,7 @@ class TestFanOut:
     def test_submitit_local_executor(self, tmp_path):
         pytest.importorskip("submitit")
         runs = dict(variants=("corr",), seeds=1, profile="tiny", device="cpu", progress=False, steps=2,
-                    splits=("standard",))
+                    splits=("standard",), threads=1)
         seq = ablate(out=tmp_path / "seq", **runs)
         sub = ablate(out=tmp_path / "sub", engine="submitit-local", **runs)
         assert self._same(seq, sub)
