@@ -12,7 +12,7 @@ export PYTHONHASHSEED := 0
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[lab,teach,dev,cluster]'
+	$(PY) -m pip install -q -e '.[lab,teach,dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

@@ -32,7 +32,7 @@ def test_the_layer_installs_alone():
     teaching stack and the test tools are extras, and the Makefile installs all of them."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["dependencies"] == ["torch>=2.1,<3"]
-    assert set(project["optional-dependencies"]) == {"lab", "teach", "dev"}
+    assert set(project["optional-dependencies"]) == {"lab", "teach", "dev", "cluster"}
     assert (ROOT / "gocor" / "py.typed").exists()
     # the layer's modules import torch and the standard library only
     # (numpy: only inside compat.load_reference, for the reference vectors)
