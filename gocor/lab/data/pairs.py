@@ -34,7 +34,9 @@ class PairConfig:
 
 def make_pair(seed: int, cfg: PairConfig = PairConfig(), repetitive: bool = False,
               images: tuple[str, ...] = TRAIN_IMAGES) -> dict[str, Tensor]:
-    """One pair: source, target (3, H, W) in [0, 1]; flow (2, H, W); mask (H, W) bool."""
+    """One pair: source, target (3, H, W) in [0, 1]; flow (2, H, W); mask (H, W) bool; with
+    ``cfg.dynamic`` > 0 also ``object`` (H, W) bool, the moving object's target pixels (all False
+    when this pair got none)."""
     gen = torch.Generator().manual_seed(seed)
     s = cfg.size
     if repetitive or rand64(gen).item() < cfg.texture_prob:
@@ -62,7 +64,10 @@ def make_pair(seed: int, cfg: PairConfig = PairConfig(), repetitive: bool = Fals
     if cfg.photometric:
         source, target = photometric(source, gen), photometric(target, gen)
     # the coin is drawn only when dynamic pairs are asked for: static splits stay as they were
-    if cfg.dynamic > 0 and (cfg.dynamic >= 1 or rand64(gen).item() < cfg.dynamic):
-        source, target = source.clone(), target.clone()
-        add_object(source, target, flow, mask, gen, images)
-    return {"source": source, "target": target, "flow": flow, "mask": mask}
+    pair = {"source": source, "target": target, "flow": flow, "mask": mask}
+    if cfg.dynamic > 0:
+        pair["object"] = torch.zeros(s, s, dtype=torch.bool)
+        if cfg.dynamic >= 1 or rand64(gen).item() < cfg.dynamic:
+            pair["source"], pair["target"] = source.clone(), target.clone()
+            pair["object"] = add_object(pair["source"], pair["target"], flow, mask, gen, images)
+    return pair

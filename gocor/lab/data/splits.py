@@ -18,7 +18,7 @@ SPLITS = {"standard": 0, "repetitive": 1, "train": 2, "val": 3, "near_repetitive
 HELD_OUT_SPLITS = ("standard", "repetitive", "near_repetitive", "dynamic")    # every ablation run's test set
 # larger splits, not (yet) in the runs' test set: large motion, where the global level is needed
 # (held-out pictures), its validation twin (training pictures, for choices), and real stereo pairs
-MORE_SPLITS = ("large_motion", "large_motion_val", "motorcycle")
+MORE_SPLITS = ("large_motion", "large_motion_val", "motorcycle", "dynamic_without_objects")
 TEST_SPLITS = HELD_OUT_SPLITS + MORE_SPLITS
 SPLIT_SIZE = 96
 MORE_SPLIT_SIZE = 320
@@ -55,18 +55,21 @@ def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n
       always 128 px, with their ``period``);
     - ``large_motion``: as ``standard`` plus a global shift of up to ±30% of the size per axis,
       ``large_motion_val``: the same on training pictures (for choices, never for results);
-    - ``motorcycle``: crops of a real stereo pair with ground truth (:mod:`gocor.lab.data.real`).
+    - ``motorcycle``: crops of a real stereo pair with ground truth (:mod:`gocor.lab.data.real`);
+    - ``dynamic_without_objects``: the ``dynamic`` split's pairs without their moving objects.
     """
     if name not in TEST_SPLITS:
         raise UserError(f"unknown split {name!r}; choose from {TEST_SPLITS}")
     if n is None:
-        n = MORE_SPLIT_SIZE if name in MORE_SPLITS else SPLIT_SIZE
+        n = MORE_SPLIT_SIZE if name in MORE_SPLITS and name != "dynamic_without_objects" else SPLIT_SIZE
     if name == "near_repetitive":
         return facade_batch(range(n), name)
     if name == "motorcycle":
         return motorcycle_batch(range(n), cfg.size)
     if name == "dynamic":
         cfg = replace(cfg, dynamic=1.0)
+    if name == "dynamic_without_objects":                  # the dynamic split's pairs, objects left out
+        return make_batch(range(n), "dynamic", replace(cfg, dynamic=0.0), seed=0)
     if name.startswith("large_motion"):
         cfg = replace(cfg, translation=LARGE_TRANSLATION)
     return make_batch(range(n), name, cfg, seed=0)

@@ -63,9 +63,10 @@ def photometric(img: Tensor, gen: torch.Generator) -> Tensor:
 
 
 def add_object(source: Tensor, target: Tensor, flow: Tensor, mask: Tensor, gen: torch.Generator,
-               images: tuple[str, ...]) -> None:
+               images: tuple[str, ...]) -> Tensor:
     """Paste an independently moving elliptical object cut from one of ``images`` into a square
-    pair (in place): source, target (3, S, S), flow (2, S, S), mask (S, S)."""
+    pair (in place): source, target (3, S, S), flow (2, S, S), mask (S, S). Returns the object's
+    pixels on the target grid (S, S) bool."""
     s = flow.shape[-1]
     name = images[int(rand64(gen).item() * len(images))]
     r = int(s * (0.15 + 0.1 * rand64(gen).item()))
@@ -91,3 +92,6 @@ def add_object(source: Tensor, target: Tensor, flow: Tensor, mask: Tensor, gen: 
     flow[0, ty:ty + 2 * r, tx:tx + 2 * r][obj] = float(dx)
     flow[1, ty:ty + 2 * r, tx:tx + 2 * r][obj] = float(dy)
     mask[ty:ty + 2 * r, tx:tx + 2 * r] |= obj
+    on_target = torch.zeros(s, s, dtype=torch.bool)
+    on_target[ty:ty + 2 * r, tx:tx + 2 * r] = obj
+    return on_target

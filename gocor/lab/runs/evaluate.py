@@ -75,8 +75,9 @@ def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
 
 def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32) -> dict[str, float]:
     """Flow metrics at image resolution and coarse metrics of the global volume (one pass), each
-    coarse metric with its chance level (a random volume on the same grid) and, on pairs that know
-    their lattice ``period``, the share of cells where the true cell outscores every copy."""
+    coarse metric with its chance level (a random volume on the same grid), on pairs that know
+    their lattice ``period`` the share of cells where the true cell outscores every copy, and on
+    pairs with a moving ``object`` the AEPE and F1 on the object and on the background apart."""
     model.eval()
 
     def flow_and_volume(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -90,6 +91,11 @@ def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32) -> 
            | coarse_chance(flow, mask, volume.shape[-1], period))      # beside every coarse metric
     if period is not None:
         out |= true_vs_copies(volume, flow, mask, period)
+    if "object" in pairs and pairs["object"].any():
+        obj = pairs["object"].to(mask.device)
+        for part, m in (("object", mask & obj), ("background", mask & ~obj)):
+            part_metrics = flow_metrics(pred, flow, m)
+            out |= {f"aepe_{part}": part_metrics["aepe"], f"f1_{part}": part_metrics["f1"]}
     return out
 
 
@@ -120,3 +126,19 @@ def load_matcher(path: str | Path, device: str | torch.device | None = None) -> 
         raise CheckpointError(f"{path}: checkpoint does not fit the matcher ({type(e).__name__}: "
                               f"{str(e).splitlines()[0][:200]})") from None
     return model.to(device).eval(), obj
+
+
+def object_effect(model: Matcher, n: int | None = None) -> dict[str, float]:
+    """Does a moving object change the matcher's error on the background around it? AEPE on the
+    ``dynamic`` split's background pixels, with the object (the split itself) and on the very same
+    pixels of the same pairs without it (``dynamic_without_objects``), and on the object."""
+    size = model.config.image_size
+    cfg = PairConfig(size=size, photometric=False)
+    with_obj = held_out_split("dynamic", cfg, n)
+    without = held_out_split("dynamic_without_objects", cfg, n)
+    background = with_obj["mask"] & ~with_obj["object"] & without["mask"]
+    a = evaluate(model, {**with_obj, "mask": background, "object": torch.zeros_like(background)})
+    b = evaluate(model, {**without, "mask": background})
+    o = evaluate(model, with_obj)
+    return {"background_with_object": a["aepe"], "background_without_object": b["aepe"],
+            "object": o["aepe_object"], "background_pixels": int(background.sum())}
