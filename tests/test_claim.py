@@ -60,3 +60,13 @@ def test_plan_pairs_every_gocor_seed_with_one_baseline():
     gocor = [c for c in cfgs if c.layer == "gocor"]
     assert len(gocor) == 2 * (len(claim.EXTRACTORS) * len(claim.DOSES) + 2)
     assert sum(c.layer == "corr" for c in cfgs) == len(claim.EXTRACTORS) * len(claim.DOSES) + 2
+
+
+def test_summary_of_the_shipped_runs():
+    import json
+    from pathlib import Path
+    results = json.loads((Path(__file__).resolve().parents[1] / "data/results/claim/results.json").read_text())
+    table = claim.summarize(results)
+    groups = len(claim.EXTRACTORS) * len(claim.DOSES) + 2
+    assert table.count("\n| ") == 2 * groups
+    assert len(results["runs"]) == len(claim.plan(seeds=5))

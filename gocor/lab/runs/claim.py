@@ -207,3 +207,31 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def summarize(results: dict) -> str:
+    """Markdown: per extractor × dose (and the cue mismatch), each layer's metrics (gocor: mean
+    over seeds) and gocor − corr with a hierarchical bootstrap 95% interval over seeds and test
+    pairs (corr does not train: the same for every seed)."""
+    import numpy as np
+
+    from .stats import hierarchical_bootstrap
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for r in results["runs"]:
+        c = r["config"]
+        groups.setdefault((c["extractor"], c["dose"], tuple(c["train_cues"]), tuple(c["test_cues"])), {}) \
+            .setdefault(c["layer"], []).append(r)
+    lines = ["| features | dose | train → test cues | metric | corr | gocor_init | gocor (seeds) | gocor − corr (95% CI) |",
+             "|---|---:|---|---|---:|---:|---:|---:|"]
+    for (extractor, dose, train, test), g in groups.items():
+        base, init, runs = g["corr"][0], g["gocor_init"][0], g["gocor"]
+        cues = "all" if train == test == CUES else f"{'+'.join(train)} → {'+'.join(test)}"
+        for m in ("coarse_acc", "true_beats_copies"):
+            a = np.array([base["per_pair"][m]] * len(runs), dtype=float)
+            b = np.array([r["per_pair"][m] for r in runs], dtype=float)
+            ok = ~np.isnan(a).any(0) & ~np.isnan(b).any(0)
+            d = hierarchical_bootstrap(a[:, ok], b[:, ok], n_boot=2000)
+            mean = sum(r["metrics"][m] for r in runs) / len(runs)
+            lines.append(f"| {extractor} | {dose:g} | {cues} | {m} | {base['metrics'][m]:.3f} | "
+                         f"{init['metrics'][m]:.3f} | {mean:.3f} ({len(runs)}) | {d.fmt(3)} |")
+    return "\n".join(lines)
