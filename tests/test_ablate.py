@@ -125,7 +125,7 @@ class TestFanOut:
         seq = ablate(out=tmp_path / "seq", **runs)
         par = ablate(out=tmp_path / "par", jobs=2, **runs)
         assert [(r["variant"], r["seed"]) for r in par] == [("corr", 0), ("corr", 1)]
-        assert par[0]["train_config"]["steps"] == 2 and par[0]["history"] != par[1]["history"]
+        assert par[0]["train_config"]["steps"] == 2 and par[0]["metrics"] != par[1]["metrics"]   # two seeds, two runs
         assert self._same(seq, par)
 
     def test_submitit_local_executor(self, tmp_path):
