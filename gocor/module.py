@@ -247,9 +247,9 @@ class _GOCor(nn.Module):
 
     def _run(self, reference_feat: Tensor, query_feat: Tensor, num_iter: int | None, trace: bool,
              volume: bool):
-        """(filters or volume, trace or None). Under autocast the solve runs in float32 (its
-        losses overflow float16 and its α needs the precision); the result comes back in the
-        callers' dtype (the wider of the two inputs')."""
+        """(filters or volume, trace or None). Under autocast, or with float16 / bfloat16 inputs,
+        the solve runs in float32 (its losses overflow float16 and its α needs the precision); the
+        result comes back in the callers' dtype (the wider of the two inputs')."""
         device = reference_feat.device.type if isinstance(reference_feat, Tensor) else "cpu"
         autocast = autocast_enabled(device)
         check_features(reference_feat, query_feat, self.feature_dim, self._same_size(), mixed_dtypes=autocast)
@@ -258,8 +258,14 @@ class _GOCor(nn.Module):
         num_iter = self.config.num_iter if num_iter is None else num_iter
         if isinstance(num_iter, bool) or not isinstance(num_iter, numbers.Integral) or num_iter < 0:
             raise ValueError(f"num_iter must be an integer >= 0, got {num_iter!r}")
-        if not autocast:
+        low = (torch.float16, torch.bfloat16)
+        if not autocast and reference_feat.dtype not in low and query_feat.dtype not in low:
             return self._compute(reference_feat, query_feat, num_iter, trace, volume)
+        half_params = sorted({str(p.dtype) for p in self.parameters() if p.dtype in low})
+        if half_params:
+            raise TypeError(f"{type(self).__name__}'s parameters are {', '.join(half_params)}: keep the module in "
+                            f"float32 (its solve runs in float32: its losses overflow float16) and use "
+                            f"torch.autocast for mixed precision")
         out_dtype = torch.promote_types(reference_feat.dtype, query_feat.dtype)
         dtype = torch.promote_types(out_dtype, torch.float32)
         with torch.autocast(device, enabled=False):

@@ -306,3 +306,27 @@ class TestApiPolish:
         assert torch.isnan(quiet[1]).any()                  # without the check: silently NaN
         with pytest.raises(ValueError, match=r"query_feat holds 1 NaN/Inf.*\(1, 2, 3, 4\)"):
             cls(4, check_finite=True)(ref, query)
+
+
+class TestLowPrecisionOutsideAutocast:
+    """float16 / bfloat16 features without autocast are solved in float32 too (float16 used to
+    give a 100% NaN global volume, silently); a module cast to half precision is refused."""
+
+    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+    @pytest.mark.parametrize("kind", ["global", "local"])
+    def test_finite_and_close_to_float32(self, dtype, kind):
+        torch.manual_seed(0)
+        module = GlobalGOCor(16) if kind == "global" else LocalGOCor(16, search_radius=2)
+        ref, qry = (torch.randn(2, 16, 8, 8).to(dtype) for _ in range(2))
+        ref.requires_grad_(True)
+        out = module(ref, qry)
+        assert out.dtype == dtype and torch.isfinite(out).all()
+        want = module(ref.detach().float(), qry.float())
+        assert ((out.float() - want).norm() / want.norm()).item() < 0.01
+        out.float().sum().backward()
+        assert torch.isfinite(ref.grad).all()
+
+    def test_half_module_is_refused(self):
+        module = GlobalGOCor(16).half()
+        with pytest.raises(TypeError, match="keep the module in float32"):
+            module(torch.randn(1, 16, 8, 8).half(), torch.randn(1, 16, 8, 8).half())
