@@ -559,3 +559,14 @@ def test_grade_cli_errors_are_clear(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["assignments", "collect", str(tmp_path / "missing"), "--course", str(tmp_path / "c")])
     assert exc.value.code == 2 and "no such folder" in capsys.readouterr().err
+
+
+def test_collect_exits_1_when_a_notebook_is_not_taken(tmp_path, capsys):
+    import nbformat
+    inbox = tmp_path / "inbox" / "carol" / "a1_objective"
+    inbox.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), inbox / "a1_objective (1).ipynb")
+    with pytest.raises(SystemExit) as exc:
+        main(["assignments", "collect", str(tmp_path / "inbox"), "--course", str(tmp_path / "c")])
+    assert exc.value.code == 1 and "carol" in capsys.readouterr().out
+    assert not list(tmp_path.joinpath("c").rglob("*(1)*.ipynb"))         # the misnamed notebook was not taken

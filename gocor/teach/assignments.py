@@ -552,7 +552,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     course.add_argument("--assignment", action="append", help="only this one (repeatable; default: all)")
     q = a.add_parser("generate", parents=[course], help="release: COURSE/release/<assignment>/ (nbgrader generate_assignment)")
     q.add_argument("--force", action="store_true", help="regenerate even when the release is up to date")
-    q = a.add_parser("collect", parents=[course], help="copy DIR/<student>/<assignment>/<assignment>.ipynb into COURSE/submitted/")
+    q = a.add_parser("collect", parents=[course], help="copy DIR/<student>/<assignment>/<assignment>.ipynb into "
+                                                     "COURSE/submitted/ (exit 1 if any notebook was not taken)")
     q.add_argument("dir", help="collected notebooks: DIR/<student>/<assignment>/<assignment>.ipynb")
     q = a.add_parser("grade", parents=[course], help="autograde new or changed submissions in "
                      "COURSE/submitted/ and print the scores (exit 1 if any could not be graded)")
@@ -578,6 +579,8 @@ def run(args: argparse.Namespace) -> None:
         elif args.action == "collect":
             problems = collect(args.dir, args.course, args.assignment)
             print(format_table(Report([], [], problems)) if problems else "collected")
+            if problems:                        # as grade: a notebook that was not taken exits 1
+                sys.exit(1)
         elif args.action == "grade":
             early = collect(args.dir, args.course, args.assignment) if args.dir else []
             report = grade(args.course, args.assignment, args.student, args.timeout, args.regrade)
