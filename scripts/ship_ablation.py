@@ -7,6 +7,9 @@
   configs only, no optimizer state) with a manifest <variant>-seed0.json (gocor.lab.runs.ship).
 
     python scripts/ship_ablation.py [--from build/ablation]
+
+Protocol v2 (``--name protocol2``): into data/results/protocol2/ and data/checkpoints/protocol2/,
+the weights of every seed of the Table-6 variants.
 """
 from __future__ import annotations
 
@@ -27,10 +30,12 @@ from gocor.lab.runs.variants import TABLE6, run_name  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--from", dest="src", default=str(ROOT / "build" / "ablation"))
+    ap.add_argument("--from", dest="src", default=None, help="the ablate output (default build/<name>)")
+    ap.add_argument("--name", choices=("ablation", "protocol2"), default="ablation")
     args = ap.parse_args()
-    src = Path(args.src)
-    results, ckpts = ROOT / "data" / "results" / "ablation", ROOT / "data" / "checkpoints" / "ablation"
+    src = Path(args.src or ROOT / "build" / args.name)
+    results, ckpts = ROOT / "data" / "results" / args.name, ROOT / "data" / "checkpoints" / args.name
+    ship_seeds = None if args.name == "protocol2" else {0}            # None: every seed
     analyze(src)
     runs = load_runs(src)
     for old in result_paths(results):
@@ -40,10 +45,11 @@ def main() -> None:
     for name in ("steps.json", "objectives.json"):
         shutil.copyfile(src / name, results / name)
     for r in runs:
-        if r["variant"] in TABLE6 and r["seed"] == 0:
-            pt = ckpts / f"{run_name(r['variant'], 0)}.pt"
-            ship_run(src / run_name(r["variant"], 0), r, pt,
-                     f"python -m gocor ablate --profile {r['profile']} --variants {r['variant']} --seeds 1")
+        if r["variant"] in TABLE6 and (ship_seeds is None or r["seed"] in ship_seeds):
+            name = run_name(r["variant"], r["seed"])
+            pt = ckpts / f"{name}.pt"
+            ship_run(src / name, r, pt, f"python -m gocor ablate --profile {r['profile']} --variants "
+                                        f"{r['variant']} --seeds {r['seed'] + 1}")
             print(f"{pt.relative_to(ROOT)}: {pt.stat().st_size / 1e6:.1f} MB")
     print(f"{len(runs)} runs shipped into {results.relative_to(ROOT)}")
 

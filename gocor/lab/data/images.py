@@ -25,13 +25,29 @@ IMAGES = {
 }
 TEST_IMAGES = ("coffee", "rocket", "retina")            # held out from training
 TRAIN_IMAGES = tuple(n for n in IMAGES if n not in TEST_IMAGES)
+# more held-out pictures, used only by the large-motion test split: every other usable picture the
+# installed wheels ship (skimage's "cat" is "chelsea", a training picture, so it is not one of them)
+MORE_TEST_IMAGES = {
+    "moon": "no licence stated (scikit-image)", "page": "no licence stated (scikit-image)",
+    "cell": "no licence stated (scikit-image)", "grace_hopper": "public domain (US Navy; matplotlib sample data)",
+}
+LARGE_MOTION_TEST_IMAGES = TEST_IMAGES + tuple(MORE_TEST_IMAGES)
 TEXTURES = ("stripes", "checker", "dots", "bricks", "hexagons")
+# texture families held out as families: the large-motion training mix and its validation split
+# draw only TRAIN_TEXTURES, its test split only TEST_TEXTURES
+TRAIN_TEXTURES = ("stripes", "checker", "bricks")
+TEST_TEXTURES = ("dots", "hexagons")
 
 @lru_cache(maxsize=None)
 def load_image(name: str) -> Tensor:
     """A bundled scikit-image picture as float (3, H, W) in [0, 1], short side 256."""
-    import skimage.data
-    im = getattr(skimage.data, name)()
+    if name == "grace_hopper":
+        import matplotlib.cbook
+        import matplotlib.image
+        im = matplotlib.image.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg"))
+    else:
+        import skimage.data
+        im = getattr(skimage.data, name)()
     im = np.asarray(im, dtype=np.float32)
     if im.max() > 1.5:
         im = im / 255.0

@@ -33,14 +33,15 @@ class PairConfig:
 
 
 def make_pair(seed: int, cfg: PairConfig = PairConfig(), repetitive: bool = False,
-              images: tuple[str, ...] = TRAIN_IMAGES) -> dict[str, Tensor]:
+              images: tuple[str, ...] = TRAIN_IMAGES, textures: tuple[str, ...] = TEXTURES) -> dict[str, Tensor]:
     """One pair: source, target (3, H, W) in [0, 1]; flow (2, H, W); mask (H, W) bool; with
     ``cfg.dynamic`` > 0 also ``object`` (H, W) bool, the moving object's target pixels (all False
-    when this pair got none)."""
+    when this pair got none). Pictures come from ``images``, procedural textures from the
+    families ``textures``."""
     gen = torch.Generator().manual_seed(seed)
     s = cfg.size
     if repetitive or rand64(gen).item() < cfg.texture_prob:
-        kind = TEXTURES[int(rand64(gen).item() * len(TEXTURES))]
+        kind = textures[int(rand64(gen).item() * len(textures))]
         picture = texture(kind, 2 * s, gen)
     else:
         picture = load_image(images[int(rand64(gen).item() * len(images))])

@@ -19,10 +19,14 @@ from torch import Tensor
 
 from ..files import torch_save
 from .facades import FacadeConfig
+from .images import TEXTURES, TRAIN_TEXTURES
 from .pairs import PairConfig
 from .splits import facade_batch, make_batch
 
 _CHUNK = 256            # pairs made per call (bounds the float32 working memory)
+
+
+TEXTURE_SETS = {"all": TEXTURES, "train": TRAIN_TEXTURES}
 
 
 @dataclass(frozen=True)
@@ -33,8 +37,12 @@ class PoolConfig:
     facade_share: float = 0.0           # share of every batch drawn from the facades
     dynamic: float = 0.0                # probability that a mixed pair has a moving object
     seed: int = 0                       # of the pairs themselves (not of the runs using them)
+    translation: float = 0.0            # global shift of the mixed pairs, fraction of the size (large motion)
+    textures: str = "all"               # texture families of the mixed pairs: "all", or "train" (the others held out)
 
     def __post_init__(self):
+        if self.textures not in TEXTURE_SETS:
+            raise ValueError(f"textures must be one of {tuple(TEXTURE_SETS)}, got {self.textures!r}")
         if not 0 < self.batch_size <= self.size:
             raise ValueError(f"pool of {self.size} pairs cannot serve batches of {self.batch_size}")
 
@@ -50,7 +58,12 @@ class PoolConfig:
 
     @property
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        # fields at their defaults are left out: pools made before a field existed keep their key
+        fields = {k: v for k, v in asdict(self).items() if k not in _NEWER or v != _NEWER[k]}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+_NEWER = {"translation": 0.0, "textures": "all"}       # fields added after pools were first cached
 
 
 def _to_uint8(img: Tensor) -> Tensor:
@@ -60,10 +73,11 @@ def _to_uint8(img: Tensor) -> Tensor:
 def make_pool(cfg: PoolConfig) -> dict[str, Tensor]:
     """All pairs: ``source``/``target`` uint8 (N, 3, S, S), ``flow`` float32 (N, 2, S, S),
     ``mask`` bool (N, S, S); the mixed pairs first, then ``n_facades`` facades."""
-    pair_cfg = PairConfig(size=cfg.image_size, dynamic=cfg.dynamic)
+    pair_cfg = PairConfig(size=cfg.image_size, dynamic=cfg.dynamic, translation=cfg.translation)
+    textures = TEXTURE_SETS[cfg.textures]
     n_mixed = cfg.size - cfg.n_facades
     parts: dict[str, list[Tensor]] = {"source": [], "target": [], "flow": [], "mask": []}
-    chunks = [(lambda r: make_batch(r, "train", pair_cfg, cfg.seed), range(a, min(a + _CHUNK, n_mixed)))
+    chunks = [(lambda r: make_batch(r, "train", pair_cfg, cfg.seed, textures), range(a, min(a + _CHUNK, n_mixed)))
               for a in range(0, n_mixed, _CHUNK)]
     fac_cfg = FacadeConfig(size=cfg.image_size)
     chunks += [(lambda r: facade_batch(r, "facades_train", fac_cfg, cfg.seed), range(a, min(a + _CHUNK, cfg.n_facades)))

@@ -9,7 +9,8 @@ from torch import Tensor
 
 from ..errors import UserError
 from .facades import FacadeConfig, make_facade_pair
-from .images import TEST_IMAGES, TRAIN_IMAGES
+from .images import (LARGE_MOTION_TEST_IMAGES, TEST_IMAGES, TEST_TEXTURES, TEXTURES, TRAIN_IMAGES,
+                     TRAIN_TEXTURES)
 from .pairs import PairConfig, make_pair
 from .real import motorcycle_batch
 
@@ -22,6 +23,12 @@ MORE_SPLITS = ("large_motion", "large_motion_val", "motorcycle", "dynamic_withou
 TEST_SPLITS = HELD_OUT_SPLITS + MORE_SPLITS
 SPLIT_SIZE = 96
 MORE_SPLIT_SIZE = 320
+# the pictures and texture families each split draws from (others: training pictures, all families)
+SPLIT_SOURCES = {
+    "standard": (TEST_IMAGES, TEXTURES), "dynamic": (TEST_IMAGES, TEXTURES),
+    "large_motion": (LARGE_MOTION_TEST_IMAGES, TEST_TEXTURES),     # pictures and families held out
+    "large_motion_val": (TRAIN_IMAGES, TRAIN_TEXTURES),             # what the large-motion mix trains on
+}
 LARGE_TRANSLATION = 0.3         # ± 19 px at 64 px: most pixels move more than one 8 px global cell
 
 
@@ -36,11 +43,14 @@ def facade_batch(indices, split: str = "facades_train", cfg: FacadeConfig = Faca
     return {k: torch.stack([p[k] for p in pairs]) for k in pairs[0]}
 
 
-def make_batch(indices, split: str = "train", cfg: PairConfig = PairConfig(), seed: int = 0) -> dict[str, Tensor]:
-    """Stack the pairs with the given indices of a split (a pure function of its arguments)."""
+def make_batch(indices, split: str = "train", cfg: PairConfig = PairConfig(), seed: int = 0,
+               textures: tuple[str, ...] | None = None) -> dict[str, Tensor]:
+    """Stack the pairs with the given indices of a split (a pure function of its arguments), from
+    the split's pictures and texture families (:data:`SPLIT_SOURCES`; ``textures`` overrides the
+    families)."""
     repetitive = split == "repetitive"
-    images = TEST_IMAGES if split in ("standard", "dynamic", "large_motion") else TRAIN_IMAGES
-    pairs = [make_pair(_seed(split, i, seed), cfg, repetitive, images) for i in indices]
+    images, families = SPLIT_SOURCES.get(split, (TRAIN_IMAGES, TEXTURES))
+    pairs = [make_pair(_seed(split, i, seed), cfg, repetitive, images, textures or families) for i in indices]
     return {k: torch.stack([p[k] for p in pairs]) for k in pairs[0]}
 
 
@@ -53,8 +63,11 @@ def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n
       independently moving object cut from a held-out picture: the KITTI-like case of Table 6),
       all of ``cfg.size``, and ``near_repetitive`` (facades of :mod:`gocor.lab.data.facades`,
       always 128 px, with their ``period``);
-    - ``large_motion``: as ``standard`` plus a global shift of up to ±30% of the size per axis,
-      ``large_motion_val``: the same on training pictures (for choices, never for results);
+    - ``large_motion``: a global shift of up to ±30% of the size per axis on top of the mixed
+      warps, from pictures held out from every training mix (:data:`~.images.LARGE_MOTION_TEST_IMAGES`)
+      and texture families held out as families (:data:`~.images.TEST_TEXTURES`);
+      ``large_motion_val``: the same on the training pictures and families, other draws (for
+      choices, never for results);
     - ``motorcycle``: crops of a real stereo pair with ground truth (:mod:`gocor.lab.data.real`);
     - ``dynamic_without_objects``: the ``dynamic`` split's pairs without their moving objects.
     """

@@ -42,6 +42,7 @@ class MatcherConfig:
     global_level: GOCorConfig | None = None     # None: feature correlation; else GlobalGOCor with this config
     local_level: GOCorConfig | None = None      # None: local correlation; else LocalGOCor (both levels) with this
     post_process: bool = False          # correlation volumes + a learned 4D post-processing (the control)
+    global_flow: bool = True            # False: the global level's flow is zero (the local levels alone: a control)
     channels: tuple[int, int, int] = (16, 32, 64)
     search_radius: int = SEARCH_RADIUS  # of the local windows (a local GOCor level uses the same)
     image_size: int = 64                # training images (square); fixes the global level's grid
@@ -216,8 +217,11 @@ class Matcher(nn.Module):
         fs, ft = self.pyramids(source, target)
         ref, query = self.global_features(ft[2]), self.global_features(fs[2])
         vol = self._global_volume(ref, query)
-        init = soft_argmax_flow(vol, query.shape[-2:], self.beta)
-        flow = init + self.global_decoder(torch.cat([vol, init, ref], 1))
+        if self.config.global_flow:
+            init = soft_argmax_flow(vol, query.shape[-2:], self.beta)
+            flow = init + self.global_decoder(torch.cat([vol, init, ref], 1))
+        else:                               # the control without a global level: start from no motion
+            flow = ref.new_zeros(ref.shape[0], 2, *ref.shape[-2:])
         if flow.shape[-2:] != ft[2].shape[-2:]:
             flow = resize_flow(flow, ft[2].shape[-2:])
         flows = [flow]

@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..files import write_json
 from .evaluate import evaluate_checkpoint
 from .results import SCHEMA, commit_info, read_result
-from .train import run_config, train
+from .train import recorded_config, run_config, train
 from .variants import TABLE6, run_name
 
 
@@ -43,15 +43,17 @@ def run_variant(name: str, seed: int, profile: str, out: str | Path, device: str
     result_path = run_dir / "result.json"
     if result_path.exists():
         result = read_result(result_path)
-        if result["train_config"] != asdict(cfg):
+        if recorded_config(result["train_config"]) != asdict(cfg):
             raise UserError(f"{result_path}: a finished run of another training config; choose another "
                             f"output folder or delete {run_dir}")
         return result
     code = commit_info()                    # the code the run starts with
     summary = train(cfg, run_dir, resume=True, device=device, progress=progress, pool_cache=Path(out) / "pairs")
-    metrics = {split: evaluate_checkpoint(run_dir / "last.pt", split, device=device) for split in splits}
+    metrics = {split: evaluate_checkpoint(run_dir / "last.pt", split, device=device, per_pair=True) for split in splits}
     result = {"schema": SCHEMA, "variant": name, "seed": seed, "profile": profile, "train_config": asdict(cfg),
               "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
+              # every pair's metrics, 4 decimals, None where undefined (for statistics over pairs)
+              "per_pair": {s: {k: [None if x != x else round(x, 4) for x in v] for k, v in m["per_pair"].items()} for s, m in metrics.items()},
               "history": summary["history"], "wall_time_s": round(summary["wall_time"], 1),
               "device": str(default_device(device)), **code}
     write_json(result_path, result)

@@ -17,7 +17,7 @@ from ..device import batched, default_device
 from ..models.matcher import Matcher, MatcherConfig
 from ..errors import UserError
 from .checkpoint import CheckpointError, load
-from .metrics import coarse_chance, coarse_metrics, flow_metrics, true_vs_copies
+from .metrics import coarse_chance, coarse_metrics, flow_metrics, per_pair_metrics, true_vs_copies
 
 
 def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
@@ -73,11 +73,12 @@ def load_pairs(path: str | Path, size: int) -> dict[str, Tensor]:
     return {"source": source, "target": target, "flow": flow, "mask": mask}
 
 
-def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32) -> dict[str, float]:
+def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32, per_pair: bool = False) -> dict:
     """Flow metrics at image resolution and coarse metrics of the global volume (one pass), each
     coarse metric with its chance level (a random volume on the same grid), on pairs that know
     their lattice ``period`` the share of cells where the true cell outscores every copy, and on
-    pairs with a moving ``object`` the AEPE and F1 on the object and on the background apart."""
+    pairs with a moving ``object`` the AEPE and F1 on the object and on the background apart.
+    ``per_pair``: also ``per_pair``, the metrics of every pair (:func:`.metrics.per_pair_metrics`)."""
     model.eval()
 
     def flow_and_volume(source: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -96,11 +97,13 @@ def evaluate(model: Matcher, pairs: dict[str, Tensor], batch_size: int = 32) -> 
         for part, m in (("object", mask & obj), ("background", mask & ~obj)):
             part_metrics = flow_metrics(pred, flow, m)
             out |= {f"aepe_{part}": part_metrics["aepe"], f"f1_{part}": part_metrics["f1"]}
+    if per_pair:
+        out["per_pair"] = per_pair_metrics(pred, flow, mask, volume)
     return out
 
 
 def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs: str | Path | None = None,
-                        device: str | torch.device | None = None) -> dict:
+                        device: str | torch.device | None = None, per_pair: bool = False) -> dict:
     """Metrics of the matcher at ``path`` on a held-out ``split`` or, when given, on the user's
     ``pairs`` (.npz, see :func:`load_pairs`), with the checkpoint, the data and the matcher's
     config (per level, :meth:`~gocor.lab.models.matcher.MatcherConfig.to_dict`)."""
@@ -108,7 +111,7 @@ def evaluate_checkpoint(path: str | Path, split: str | None = "standard", pairs:
     size = model.config.image_size
     data = (load_pairs(pairs, size) if pairs is not None          # the near-repetitive split is 128 px
             else held_out_split(split, PairConfig(size=size, photometric=False)))
-    result = evaluate(model, data)
+    result = evaluate(model, data, per_pair=per_pair)
     result.update({"checkpoint": str(path), "data": str(pairs) if pairs is not None else split,
                    "model": model.config.to_dict()})
     return result

@@ -29,6 +29,29 @@ def flow_metrics(pred: Tensor, gt: Tensor, mask: Tensor) -> dict[str, float]:
     return out
 
 
+def per_pair_metrics(pred: Tensor, gt: Tensor, mask: Tensor, volume: Tensor | None = None) -> dict[str, list[float]]:
+    """The metrics of :func:`flow_metrics` (and, with the global ``volume``, the coarse accuracies
+    of :func:`coarse_metrics`) of every pair on its own: lists of length B, NaN where a pair has
+    no valid pixel (cell). pred, gt (B, 2, H, W); mask (B, H, W); volume (B, g·g, g, g)."""
+    if pred.shape != gt.shape or mask.shape != gt[:, 0].shape:
+        raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, gt {tuple(gt.shape)}, mask {tuple(mask.shape)}")
+    m = mask.float()
+    n = m.sum((1, 2))
+    mean = lambda x: torch.where(n > 0, (x.float() * m).sum((1, 2)) / n.clamp_min(1), torch.nan)
+    epe = channel_norm(pred - gt)
+    out = {"aepe": mean(epe)}
+    for t in (1, 3, 5):
+        out[f"pck{t}"] = mean(epe < t)
+    out["f1"] = mean((epe > 3) & (epe > 0.05 * channel_norm(gt)))
+    if volume is not None:
+        o = coarse_outcomes(volume, gt, mask)
+        v = o["valid"].float()
+        nv = v.sum((1, 2))
+        for key, name in (("exact", "coarse_acc"), ("within1", "coarse_acc1")):
+            out[name] = torch.where(nv > 0, (o[key].float() * v).sum((1, 2)) / nv.clamp_min(1), torch.nan)
+    return {k: v.tolist() for k, v in out.items()}
+
+
 def coarse_truth(flow: Tensor, mask: Tensor, cells: int) -> tuple[Tensor, Tensor]:
     """The true match of every cell of a ``cells``×``cells`` global grid: its position on the
     query (source) grid in cells, continuous (B, 2, g, g) = (x, y), from the flow averaged over

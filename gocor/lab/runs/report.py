@@ -5,13 +5,16 @@ verdict per Table-6 step. Used by notebook 06, ``scripts/results_tables.py`` (th
 The datasets differ from the paper's (synthetic pairs at 64 px against KITTI / HPatches), so
 steps are compared by their relative change, not their values. A step is judged on the paired
 per-seed differences and their 95% t-interval (:mod:`gocor.lab.runs.stats`): "better" / "worse"
-when the interval excludes 0, else "not resolved".
+when the interval excludes 0, else "not resolved"; runs with per-pair metrics (protocol v2) also get
+a bootstrap over seeds and test pairs, and a verdict only when both intervals agree.
 """
 from __future__ import annotations
 
 import statistics
 
-from .stats import Interval, mean_std, paired_difference
+import numpy as np
+
+from .stats import Interval, hierarchical_bootstrap, mean_std, paired_difference
 from . import results
 from .variants import TABLE6
 
@@ -70,6 +73,35 @@ def step_interval(runs: list[dict], a: str, b: str, split: str, key: str) -> Int
     return paired_difference(x, y) if set(x) & set(y) else None
 
 
+def pair_values(runs: list[dict], variant: str, split: str, key: str) -> dict[int, list]:
+    """``{seed: [metric of every test pair]}`` of a variant, from runs that recorded per-pair
+    metrics (``None`` where a pair has no valid pixel or cell)."""
+    return {r["seed"]: r["per_pair"][split][key] for r in runs
+            if r["variant"] == variant and key in r.get("per_pair", {}).get(split, {})}
+
+
+def step_bootstrap(runs: list[dict], a: str, b: str, split: str, key: str,
+                   n_boot: int = 4000) -> Interval | None:
+    """``b − a`` on ``key`` with a hierarchical bootstrap interval over the common seeds and the
+    test pairs (:func:`.stats.hierarchical_bootstrap`; pairs undefined in any run left out); None
+    without per-pair metrics on common seeds."""
+    x, y = pair_values(runs, a, split, key), pair_values(runs, b, split, key)
+    seeds = sorted(set(x) & set(y))
+    if not seeds:
+        return None
+    to_array = lambda d: np.array([[np.nan if v is None else v for v in d[s]] for s in seeds], dtype=np.float64)
+    before, after = to_array(x), to_array(y)
+    keep = np.isfinite(before).all(0) & np.isfinite(after).all(0)
+    return hierarchical_bootstrap(before[:, keep], after[:, keep], n_boot=n_boot)
+
+
+def joint_verdict(t: Interval, boot: Interval | None, lower_is_better: bool) -> str:
+    """'better' / 'worse' when the seeds' t-interval and (when there is one) the bootstrap over
+    seeds and pairs both say so, else 'not resolved' (protocol v2's rule)."""
+    a = t.verdict(lower_is_better)
+    return a if boot is None or boot.verdict(lower_is_better) == a else "not resolved"
+
+
 def contrast(runs: list[dict], a: str, b: str, split: str, key: str = "aepe") -> str:
     """One line: variant ``a`` against ``b`` on a metric, mean ± std of each, the paired
     difference b − a with its 95% interval over common seeds, and the verdict on ``b``."""
@@ -86,30 +118,33 @@ def table6(runs: list[dict], split: str = "standard") -> tuple[str, list[dict]]:
     with its 95% interval and its relative change beside the paper's, a verdict per step.
     Returns (markdown, one dict per step)."""
     order = variants_present(runs, TABLE6)
-    lines = [f"| variant | {split} AEPE | step (paired, 95% CI) | step | paper (KITTI-15 AEPE) "
-             f"| {split} PCK-5 | step, pt (paired, 95% CI) | paper (HPatches PCK-5) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [f"| variant | {split} AEPE | step (paired, 95% CI) | seeds × pairs bootstrap | step "
+             f"| paper (KITTI-15 AEPE) | {split} PCK-5 | step, pt (paired, 95% CI) | paper (HPatches PCK-5) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     steps = []
     for i, v in enumerate(order):
         aepe, pck = values(runs, v, split, "aepe"), values(runs, v, split, "pck5")
-        row = [f"`{v}`", fmt(aepe, 2), "", "", "", fmt(pck), "", ""]
+        row = [f"`{v}`", fmt(aepe, 2), "", "", "", "", fmt(pck), "", ""]
         if i:
             u = order[i - 1]
             a0 = values(runs, u, split, "aepe")
             pa, pb = PAPER_TABLE6[u], PAPER_TABLE6[v]
             d_aepe = step_interval(runs, u, v, split, "aepe")
             d_pck = step_interval(runs, u, v, split, "pck5")
+            b_aepe, b_pck = (step_bootstrap(runs, u, v, split, k) for k in ("aepe", "pck5"))
             change = 100 * (statistics.mean(aepe) / statistics.mean(a0) - 1)
             paper_change = 100 * (pb["kitti15_aepe"] / pa["kitti15_aepe"] - 1)
             paper_pck = pb["hpatches_pck5"] - pa["hpatches_pck5"]
-            row[2], row[3], row[4] = d_aepe.fmt(3), f"{change:+.1f}%", f"{paper_change:+.1f}%"
-            row[6], row[7] = d_pck.fmt(1, scale=100), f"{paper_pck:+.2f} pt"
+            row[2], row[4], row[5] = d_aepe.fmt(3), f"{change:+.1f}%", f"{paper_change:+.1f}%"
+            row[3] = "–" if b_aepe is None else b_aepe.fmt(3)
+            row[7], row[8] = d_pck.fmt(1, scale=100), f"{paper_pck:+.2f} pt"
             steps.append({"step": f"{u} → {v}", "seeds": d_aepe.n,
                           "aepe_diff": d_aepe.mean, "aepe_ci": [d_aepe.low, d_aepe.high],
                           "aepe_change_pct": change, "paper_aepe_change_pct": paper_change,
                           "pck5_diff_pt": 100 * d_pck.mean, "pck5_ci_pt": [100 * d_pck.low, 100 * d_pck.high],
                           "paper_pck5_change_pt": paper_pck,
-                          "aepe": d_aepe.verdict(True), "pck5": d_pck.verdict(False)})
+                          "aepe_boot_ci": None if b_aepe is None else [b_aepe.low, b_aepe.high],
+                          "aepe": joint_verdict(d_aepe, b_aepe, True), "pck5": joint_verdict(d_pck, b_pck, False)})
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines), steps
 
@@ -125,7 +160,8 @@ def verdict_lines(steps: list[dict], split: str) -> str:
             said = ("agrees with" if s["aepe"] == paper else "disagrees with") + f" the paper ({paper})"
         lo, hi = s["aepe_ci"]
         plo, phi = s["pck5_ci_pt"]
-        out.append(f"- {s['step']}: {split} AEPE {s['aepe_diff']:+.3f} px [{lo:+.3f}, {hi:+.3f}] "
+        boot = "" if s.get("aepe_boot_ci") is None else " (seeds × pairs [{:+.3f}, {:+.3f}])".format(*s["aepe_boot_ci"])
+        out.append(f"- {s['step']}: {split} AEPE {s['aepe_diff']:+.3f} px [{lo:+.3f}, {hi:+.3f}]{boot} "
                    f"({s['aepe_change_pct']:+.1f}%, {s['aepe']}; paper {s['paper_aepe_change_pct']:+.1f}%), "
                    f"PCK-5 {s['pck5_diff_pt']:+.1f} pt [{plo:+.1f}, {phi:+.1f}] ({s['pck5']}): {said}")
     return "\n".join(out)

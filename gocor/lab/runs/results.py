@@ -6,6 +6,7 @@ Every trained run (an ablation variant, a shipped matcher) ends as one JSON reco
     variant, seed, profile
     train_config  the TrainConfig it trained with (asdict)
     metrics       {held-out split: {metric: value}} (unrounded, see :mod:`.metrics`)
+    per_pair      {held-out split: {metric: [value per pair]}} (4 decimals; runs since protocol v2)
     history       [{"step", "loss", "val_aepe"}, ...]
     wall_time_s, device
     commit, dirty the code it started with (:func:`commit_info`; ``dirty`` None when unknown)

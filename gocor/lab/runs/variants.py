@@ -20,12 +20,13 @@ class Variant:
     global_gocor: Mapping | None = None     # GOCorConfig changes for the global level; None: correlation
     local_gocor: Mapping | None = None      # the same for both local levels; None: local correlation
     post_process: bool = False              # correlation + the learned 4D post-processing (the control)
+    global_flow: bool = True                # False: no global level (the local levels start from zero flow)
     train: Mapping = field(default_factory=dict)    # TrainConfig fields that differ from the profile
 
     def matcher_fields(self) -> dict:
         """The arguments of :meth:`gocor.lab.models.matcher.MatcherConfig.build`."""
         return {"global_gocor": self.global_gocor, "local_gocor": self.local_gocor,
-                "post_process": self.post_process}
+                "post_process": self.post_process, "global_flow": self.global_flow}
 
 
 VARIANTS: dict[str, Variant] = {
@@ -43,6 +44,10 @@ VARIANTS: dict[str, Variant] = {
     "corr_post": Variant("correlation + a learned 4D post-processing of GOCor's parameter count",
                          post_process=True),
     "local": Variant("correlation at the global level; local GOCor", local_gocor={}),
+    "gocor_0step": Variant("gocor with 0 solver steps at every level: the trained initializer's filters alone",
+                           global_gocor={"num_iter": 0}, local_gocor={"num_iter": 0}),
+    "no_global": Variant("corr without its global level (the local levels start from zero flow): is it needed?",
+                         global_flow=False),
 }
 TABLE6 = ("corr", "global_lr", "global", "gocor")
 

@@ -1,0 +1,127 @@
+"""Protocol v2's data and records: held-out pictures and texture families, large-motion pools,
+per-pair metrics, the controls without a global level or without solver steps."""
+import hashlib
+import json
+import math
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from gocor.lab.data import pairs as pairs_module
+from gocor.lab.data.images import (LARGE_MOTION_TEST_IMAGES, TEST_TEXTURES, TEXTURES, TRAIN_IMAGES,
+                                   TRAIN_TEXTURES, load_image)
+from gocor.lab.data.pool import PoolConfig, make_pool
+from gocor.lab.data.splits import held_out_split
+from gocor.lab.models.matcher import Matcher
+from gocor.lab.runs.metrics import flow_metrics, per_pair_metrics
+from gocor.lab.runs.train import TrainConfig, matcher_config, recorded_config
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Record the pictures and texture families the pair generator draws."""
+    seen = {"images": set(), "textures": set()}
+    image, texture = pairs_module.load_image, pairs_module.texture
+
+    def load(name):
+        seen["images"].add(name)
+        return image(name)
+
+    def tex(kind, size, gen):
+        seen["textures"].add(kind)
+        return texture(kind, size, gen)
+
+    monkeypatch.setattr(pairs_module, "load_image", load)
+    monkeypatch.setattr(pairs_module, "texture", tex)
+    return seen
+
+
+class TestHeldOut:
+    def test_pictures_and_families_are_disjoint(self):
+        assert not set(LARGE_MOTION_TEST_IMAGES) & set(TRAIN_IMAGES)
+        assert not set(TEST_TEXTURES) & set(TRAIN_TEXTURES) and set(TEST_TEXTURES) | set(TRAIN_TEXTURES) == set(TEXTURES)
+        for name in LARGE_MOTION_TEST_IMAGES:
+            img = load_image(name)
+            assert img.shape[0] == 3 and min(img.shape[1:]) == 256 and 0 <= img.min() and img.max() <= 1
+
+    def test_large_motion_test_split_draws_only_held_out_sources(self, drawn):
+        held_out_split("large_motion", n=48)
+        assert drawn["textures"] and drawn["textures"] <= set(TEST_TEXTURES)
+        assert len(drawn["images"]) > 3 and drawn["images"] <= set(LARGE_MOTION_TEST_IMAGES)
+
+    def test_validation_split_draws_only_training_sources(self, drawn):
+        held_out_split("large_motion_val", n=48)
+        assert drawn["textures"] and drawn["textures"] <= set(TRAIN_TEXTURES)
+        assert drawn["images"] and drawn["images"] <= set(TRAIN_IMAGES)
+
+    def test_training_pool_holds_out_the_families(self, drawn):
+        pool = make_pool(PoolConfig(size=40, batch_size=4, textures="train", translation=0.3))
+        assert pool["source"].shape == (40, 3, 64, 64)
+        assert drawn["textures"] and drawn["textures"] <= set(TRAIN_TEXTURES)
+        assert drawn["images"] <= set(TRAIN_IMAGES)
+
+    def test_unknown_texture_set(self):
+        with pytest.raises(ValueError, match="textures"):
+            PoolConfig(size=8, batch_size=2, textures="test")
+
+
+class TestPoolKey:
+    def test_defaults_keep_the_old_key(self):
+        cfg = PoolConfig(size=96, batch_size=16, facade_share=0.25, dynamic=0.5)
+        old = {k: v for k, v in asdict(cfg).items() if k not in ("translation", "textures")}
+        assert cfg.key == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:12]
+
+    def test_new_fields_change_it(self):
+        a = PoolConfig(size=96, batch_size=16)
+        assert len({a.key, PoolConfig(size=96, batch_size=16, translation=0.3).key,
+                    PoolConfig(size=96, batch_size=16, textures="train").key}) == 3
+
+
+class TestRecordedConfig:
+    def test_old_records_read_with_the_new_fields_at_their_defaults(self):
+        old = {k: v for k, v in asdict(TrainConfig(steps=7)).items() if k not in ("translation", "textures")}
+        assert recorded_config(old) == asdict(TrainConfig(steps=7))
+        assert recorded_config(asdict(TrainConfig(translation=0.3))) == asdict(TrainConfig(translation=0.3))
+
+
+class TestPerPairMetrics:
+    def test_each_pair_alone(self):
+        gen = torch.Generator().manual_seed(0)
+        pred, gt = torch.randn(3, 2, 8, 8, generator=gen) * 4, torch.randn(3, 2, 8, 8, generator=gen) * 4
+        mask = torch.rand(3, 8, 8, generator=gen) > 0.3
+        mask[2] = False
+        out = per_pair_metrics(pred, gt, mask)
+        for i in range(2):
+            alone = flow_metrics(pred[i:i + 1], gt[i:i + 1], mask[i:i + 1])
+            for k in ("aepe", "pck1", "pck3", "pck5", "f1"):
+                assert out[k][i] == pytest.approx(alone[k], rel=1e-6)
+        assert all(math.isnan(out[k][2]) for k in out)
+
+    def test_coarse_accuracy_of_the_true_volume(self):
+        g = 4
+        gt = torch.zeros(2, 2, 32, 32)
+        vol = torch.eye(g * g).view(1, g * g, g, g).expand(2, -1, -1, -1)       # argmax = own cell
+        out = per_pair_metrics(gt, gt, torch.ones(2, 32, 32, dtype=torch.bool), vol)
+        assert out["coarse_acc"] == [1.0, 1.0] and out["aepe"] == [0.0, 0.0]
+
+    def test_bad_shapes(self):
+        with pytest.raises(ValueError, match="shapes differ"):
+            per_pair_metrics(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 5), torch.ones(1, 4, 4, dtype=torch.bool))
+
+
+class TestControls:
+    def test_no_global_starts_from_zero_flow(self):
+        torch.manual_seed(0)
+        model = Matcher(matcher_config("no_global")).eval()
+        x = torch.rand(2, 3, 64, 64)
+        with torch.no_grad():
+            flows = model(x, x.flip(-1))
+        assert torch.equal(flows[0], torch.zeros_like(flows[0])) and flows[-1].abs().sum() > 0
+
+    def test_zero_step_gocor_uses_no_solver_step(self):
+        cfg = matcher_config("gocor_0step")
+        assert cfg.global_level.num_iter == 0 and cfg.local_level.num_iter == 0
+        model = Matcher(cfg)
+        out = model(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
+        assert [f.shape[-1] for f in out] == [8, 16, 32]
