@@ -32,11 +32,19 @@ from .variants import TABLE6, run_name
 
 
 
+def default_splits(profile: str) -> tuple[str, ...]:
+    """The splits a run of ``profile`` is evaluated on: protocol v2's for its ``large`` profile
+    (:data:`.protocol2.RUN_SPLITS`), else the held-out splits of protocol 1."""
+    from . import protocol2
+    return protocol2.RUN_SPLITS if profile == protocol2.PROFILE else HELD_OUT_SPLITS
+
+
 def run_variant(name: str, seed: int, profile: str, out: str | Path, device: str | None = None,
-                progress: bool = True, splits: tuple[str, ...] = HELD_OUT_SPLITS, **changes) -> dict:
+                progress: bool = True, splits: tuple[str, ...] | None = None, **changes) -> dict:
     """The one run pipeline: train (or resume) variant ``name`` with ``seed`` under ``profile``
     (plus training ``changes``, e.g. ``steps``) in ``out/<variant>-seed<S>/``, evaluate its last
-    checkpoint on every held-out split (``splits``: fewer, for short checks), write and return its result record
+    checkpoint on every held-out split (``splits``: default :func:`default_splits` of the profile;
+    fewer for short checks), write and return its result record
     (:mod:`.results`). A run whose ``result.json`` exists is finished and only read back."""
     cfg = run_config(name, profile, seed, **changes)
     run_dir = Path(out) / run_name(name, seed)
@@ -49,6 +57,7 @@ def run_variant(name: str, seed: int, profile: str, out: str | Path, device: str
         return result
     code = commit_info()                    # the code the run starts with
     summary = train(cfg, run_dir, resume=True, device=device, progress=progress, pool_cache=Path(out) / "pairs")
+    splits = default_splits(profile) if splits is None else splits
     metrics = {split: evaluate_checkpoint(run_dir / "last.pt", split, device=device, per_pair=True) for split in splits}
     result = {"schema": SCHEMA, "variant": name, "seed": seed, "profile": profile, "train_config": asdict(cfg),
               "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
@@ -74,7 +83,7 @@ def _worker(variant: str, seed: int, profile: str, out: str, device: str | None,
 
 def ablate(variants: tuple[str, ...] = TABLE6, seeds: int = 3, profile: str = "quick", out: str | Path = "build/ablation",
            device: str | None = None, progress: bool = True, jobs: int = 1, engine: str | None = None,
-           slurm: dict | None = None, splits: tuple[str, ...] = HELD_OUT_SPLITS, threads: int | None = None,
+           slurm: dict | None = None, splits: tuple[str, ...] | None = None, threads: int | None = None,
            **changes) -> list[dict]:
     """Every variant × seeds 0..seeds-1; finished runs are read from their cache.
 

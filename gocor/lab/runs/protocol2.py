@@ -1,0 +1,124 @@
+"""Protocol v2's report (``data/results/protocol2/PROTOCOL.md`` declares it): the Table-6 ladder on
+the primary endpoints (AEPE on ``large_motion`` and ``motorcycle``) with paired per-seed
+t-intervals and a bootstrap over seeds and test pairs, the controls, the secondary splits, the
+moving-object metrics, and compute. Reads shipped run records only (no torch).
+
+    python -m gocor.lab.runs.protocol2 [FOLDER]      # markdown on stdout
+"""
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+from . import report
+from .report import joint_verdict, seed_values, step_bootstrap, step_interval
+from .variants import TABLE6
+
+PRIMARY = ("large_motion", "motorcycle")
+SECONDARY = ("standard", "dynamic", "repetitive", "near_repetitive")
+VALIDATION = "large_motion_val"
+RUN_SPLITS = PRIMARY + (VALIDATION,) + SECONDARY          # every protocol-v2 run is evaluated on these
+PROFILE = "large"
+# (control, against, what it asks)
+CONTROLS = (("no_global", "corr", "the global level removed: is it needed on large motion?"),
+            ("gocor_0step", "gocor", "0 solver steps, trained: does the optimization itself help?"),
+            ("corr_post", "corr", "correlation + a learned 4D post-processing: capacity alone?"),
+            ("gocor_frozen", "gocor", "the objective frozen at its initialization: must it be learned?"))
+FOLDER = Path(__file__).resolve().parents[3] / "data" / "results" / "protocol2"
+
+
+def step_line(runs: list[dict], a: str, b: str, split: str, key: str = "aepe") -> dict | None:
+    """``b − a`` on ``split``/``key``: means, the paired t-interval over seeds, the bootstrap over
+    seeds × pairs, the joint verdict on ``b``; None when the two share no seed."""
+    t = step_interval(runs, a, b, split, key)
+    if t is None:
+        return None
+    boot = step_bootstrap(runs, a, b, split, key)
+    x, y = seed_values(runs, a, split, key), seed_values(runs, b, split, key)
+    seeds = sorted(set(x) & set(y))
+    ma, mb = (statistics.mean(d[s] for s in seeds) for d in (x, y))
+    lower = key in report.LOWER_IS_BETTER
+    return {"a": a, "b": b, "split": split, "key": key, "seeds": len(seeds), "mean_a": ma, "mean_b": mb,
+            "diff": t.mean, "t_ci": [t.low, t.high], "boot_ci": None if boot is None else [boot.low, boot.high],
+            "ratio": mb / ma if ma else float("nan"), "verdict": joint_verdict(t, boot, lower)}
+
+
+def fmt_step(s: dict, digits: int = 3) -> str:
+    boot = "–" if s["boot_ci"] is None else "[{:+.{d}f}, {:+.{d}f}]".format(*s["boot_ci"], d=digits)
+    lo, hi = s["t_ci"]
+    return (f"| `{s['a']}` → `{s['b']}` | {s['seeds']} | {s['mean_a']:.{digits}f} → {s['mean_b']:.{digits}f} | "
+            f"{s['diff']:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}] | {boot} | {s['verdict']} |")
+
+
+HEADER = ("| step | seeds | mean | paired diff. (95% t-CI over seeds) | seeds × pairs bootstrap (95%) | verdict |\n"
+          "|---|---:|---:|---:|---:|---|")
+CONTROL_HEADER = (HEADER.split("\n")[0] + " question, ratio of means |\n" + HEADER.split("\n")[1] + "---|")
+
+
+def ladder(runs: list[dict], split: str, key: str = "aepe") -> list[dict]:
+    """The Table-6 steps on ``split`` (corr → global_lr → global → gocor) that have common seeds."""
+    order = report.variants_present(runs, TABLE6)
+    return [s for s in (step_line(runs, u, v, split, key) for u, v in zip(order, order[1:])) if s]
+
+
+def paper_change(a: str, b: str) -> float:
+    pa, pb = report.PAPER_TABLE6[a]["kitti15_aepe"], report.PAPER_TABLE6[b]["kitti15_aepe"]
+    return 100 * (pb / pa - 1)
+
+
+def markdown(runs: list[dict]) -> str:
+    """The whole report."""
+    seeds = {v: len(seed_values(runs, v, PRIMARY[0], "aepe")) for v in report.variants_present(runs)}
+    parts = ["Runs (variant: seeds): " + ", ".join(f"`{v}`: {n}" for v, n in seeds.items()) + "."]
+    for split in PRIMARY:
+        steps = ladder(runs, split)
+        if not steps:
+            continue
+        rows = [fmt_step(s) for s in steps]
+        paper = ", ".join(f"{s['a']} → {s['b']} {100 * (s['ratio'] - 1):+.1f}% (paper {paper_change(s['a'], s['b']):+.1f}%)"
+                          for s in steps)
+        parts += [f"**Table 6 on `{split}`** (AEPE, px; primary endpoint):", HEADER + "\n" + "\n".join(rows),
+                  f"Relative changes of the means: {paper}."]
+    lines = []
+    for split in SECONDARY:
+        for s in ladder(runs, split):
+            lines.append(fmt_step(s).replace(f"| `{s['a']}`", f"| {split}: `{s['a']}`", 1))
+    if lines:
+        parts += ["**Table 6 on the secondary splits** (AEPE, px):", HEADER + "\n" + "\n".join(lines)]
+    rows = []
+    for control, against, question in CONTROLS:
+        for split in PRIMARY:
+            s = step_line(runs, against, control, split)
+            if s:
+                rows.append(fmt_step(s) + f" {question} ratio {s['ratio']:.2f} |")
+    if rows:
+        parts += ["**Controls** (AEPE, px; the step is reference → control):", CONTROL_HEADER + "\n" + "\n".join(rows)]
+    coarse = []
+    for v in report.variants_present(runs):
+        for split in PRIMARY:
+            acc = report.values(runs, v, split, "coarse_acc")
+            chance = report.values(runs, v, split, "chance_coarse_acc")
+            if acc and chance:
+                coarse.append(f"| `{v}` | {split} | {report.fmt(acc)} | {statistics.mean(chance):.3f} |")
+    if coarse:
+        parts += ["**The global volume's argmax** (share of valid cells on the true 8×8 cell; chance: a random "
+                  "volume on the same grid):", "| variant | split | coarse_acc | chance |\n|---|---|---:|---:|\n"
+                  + "\n".join(coarse)]
+    dyn = []
+    for v in report.variants_present(runs):
+        o, b = report.values(runs, v, "dynamic", "aepe_object"), report.values(runs, v, "dynamic", "aepe_background")
+        if o and b:
+            dyn.append(f"| `{v}` | {len(o)} | {report.fmt(o, 2)} | {report.fmt(b, 2)} |")
+    if dyn:
+        parts += ["**Moving objects** (`dynamic`, AEPE on the object's and on the background's pixels):",
+                  "| variant | seeds | object | background |\n|---|---:|---:|---:|\n" + "\n".join(dyn)]
+    wall = [f"`{v}` {statistics.median(r['wall_time_s'] for r in runs if r['variant'] == v):.0f} s"
+            for v in report.variants_present(runs)]
+    parts.append("Compute (median training wall time per run, 2-core CPU): " + ", ".join(wall) + ".")
+    return "\n\n".join(parts)
+
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else FOLDER
+    print(markdown(report.load_runs(folder)))
