@@ -48,7 +48,7 @@ def volume_slice(ax, scores: Tensor, title: str, truth: tuple[int, int] | None =
     ax.set_title(title)
     ax.set_xlabel("query x (cells)")
     ax.set_ylabel("query y (cells)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=9, frameon=False)
     plt.colorbar(im, ax=ax, fraction=0.046)
 
 
@@ -61,7 +61,7 @@ def distance_functions(ax, labels, max_dist: float = 5.0, linestyle: str = "-", 
         ax.plot(d.numpy(), curve.numpy(), linestyle, color=color, label=name + suffix)
     ax.set_xlabel("distance δ (feature cells)")
     ax.set_ylabel("value")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
 
 
 def seed_bars(ax, summary: dict[str, dict[str, tuple[float, float]]], key: str, runs: dict[str, list[float]]) -> None:
