@@ -25,7 +25,7 @@ from ..data.splits import HELD_OUT_SPLITS
 from ..device import default_device
 from ..errors import UserError
 from ..files import write_json
-from .evaluate import evaluate_checkpoint
+from .evaluate import evaluate_checkpoint, load_matcher, object_effect
 from .results import SCHEMA, commit_info, read_result
 from .train import recorded_config, run_config, train
 from .variants import TABLE6, run_name
@@ -65,6 +65,10 @@ def run_variant(name: str, seed: int, profile: str, out: str | Path, device: str
               "per_pair": {s: {k: [None if x != x else round(x, 4) for x in v] for k, v in m["per_pair"].items()} for s, m in metrics.items()},
               "history": summary["history"], "wall_time_s": round(summary["wall_time"], 1),
               "device": str(default_device(device)), **code}
+    if "dynamic" in splits:     # the background beside a moving object, with and without it, per pair
+        effect = object_effect(load_matcher(run_dir / "last.pt", device)[0], per_pair=True)
+        effect["per_pair"] = {k: [None if x != x else round(x, 4) for x in v] for k, v in effect["per_pair"].items()}
+        result["object_effect"] = effect
     write_json(result_path, result)
     return result
 

@@ -131,17 +131,24 @@ def load_matcher(path: str | Path, device: str | torch.device | None = None) -> 
     return model.to(device).eval(), obj
 
 
-def object_effect(model: Matcher, n: int | None = None) -> dict[str, float]:
+def object_effect(model: Matcher, n: int | None = None, per_pair: bool = False) -> dict:
     """Does a moving object change the matcher's error on the background around it? AEPE on the
     ``dynamic`` split's background pixels, with the object (the split itself) and on the very same
-    pixels of the same pairs without it (``dynamic_without_objects``), and on the object."""
+    pixels of the same pairs without it (``dynamic_without_objects``), and on the object.
+    ``per_pair``: also ``per_pair``, those AEPEs of every pair and its object's size in pixels."""
     size = model.config.image_size
     cfg = PairConfig(size=size, photometric=False)
     with_obj = held_out_split("dynamic", cfg, n)
     without = held_out_split("dynamic_without_objects", cfg, n)
     background = with_obj["mask"] & ~with_obj["object"] & without["mask"]
-    a = evaluate(model, {**with_obj, "mask": background, "object": torch.zeros_like(background)})
-    b = evaluate(model, {**without, "mask": background})
-    o = evaluate(model, with_obj)
-    return {"background_with_object": a["aepe"], "background_without_object": b["aepe"],
-            "object": o["aepe_object"], "background_pixels": int(background.sum())}
+    a = evaluate(model, {**with_obj, "mask": background, "object": torch.zeros_like(background)}, per_pair=per_pair)
+    b = evaluate(model, {**without, "mask": background}, per_pair=per_pair)
+    obj = with_obj["mask"] & with_obj["object"]
+    o = evaluate(model, {**with_obj, "mask": obj, "object": torch.zeros_like(obj)}, per_pair=per_pair)
+    out = {"background_with_object": a["aepe"], "background_without_object": b["aepe"],
+           "object": o["aepe"], "background_pixels": int(background.sum())}
+    if per_pair:
+        out["per_pair"] = {"background_with_object": a["per_pair"]["aepe"],
+                           "background_without_object": b["per_pair"]["aepe"],
+                           "object": o["per_pair"]["aepe"], "object_pixels": obj.sum((1, 2)).tolist()}
+    return out
