@@ -135,14 +135,19 @@ def conv4d(volume: Tensor, query_size: tuple[int, int], kernel: Tensor) -> Tenso
     """R of :class:`QueryPrior` with a combined kernel (O, k², k, k):
     (B, H'·W', H, W) -> (B, H'·W', H, W, O)."""
     b, nq, h, w = volume.shape
+    x = F.conv2d(query_shifts(volume, query_size, kernel.shape[-1]), kernel, padding=kernel.shape[-1] // 2)
+    return x.permute(0, 2, 3, 1).view(b, nq, h, w, -1)                       # x: (B·N', O, H, W), CL
+
+
+def query_shifts(volume: Tensor, query_size: tuple[int, int], k: int) -> Tensor:
+    """The k² query-shifted copies of a volume (B, H'·W', H, W), zero padded, as the input of
+    :func:`conv4d`'s 2D conv: (B·H'·W', k², H, W), channels last (channel a·k + b: shift (a, b))."""
+    b, nq, h, w = volume.shape
     hq, wq = query_size
-    k = kernel.shape[-1]
     p = k // 2
     padded = F.pad(volume.reshape(b, hq, wq, h * w), (0, 0, p, p, p, p))
     shifted = torch.stack([padded[:, a:a + hq, c:c + wq] for a in range(k) for c in range(k)], dim=-1)
-    x = shifted.view(b * nq, h, w, k * k).permute(0, 3, 1, 2)                # (B·N', k², H, W), CL
-    x = F.conv2d(x, kernel, padding=p)                                        # (B·N', O, H, W), CL
-    return x.permute(0, 2, 3, 1).view(b, nq, h, w, -1)
+    return shifted.view(b * nq, h, w, k * k).permute(0, 3, 1, 2)
 
 
 def conv4d_adjoint(out: Tensor, query_size: tuple[int, int], kernel: Tensor) -> Tensor:

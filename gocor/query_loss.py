@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .correlation import GlobalCorrelation
-from .objective import QueryPrior, combined_kernel, conv4d, conv4d_adjoint
+from .objective import QueryPrior, combined_kernel, conv4d, conv4d_adjoint, query_shifts
 
 
 def _unfold(x: Tensor, k: int) -> Tensor:
@@ -278,20 +278,51 @@ class VolumeQueryLoss:
 
     def accumulate_vjp(self, x: Tensor, x_bar: Tensor, acc: list | None,
                        needs: tuple[bool, ...]) -> tuple[Tensor, list]:
-        """For y = M x and ȳ = ``x_bar``: (M ȳ, the gradients of :attr:`tensors` added to ``acc``)."""
+        """For y = M x and ȳ = ``x_bar``: (M ȳ, the gradients of :attr:`tensors` added to ``acc``).
+
+        The gradients are those of <x̄, M x> = <R A x̄, R A x> (M is symmetric), written out so
+        that each of the two residuals a = R A x, b = R A x̄ is computed once:
+        M ȳ = Aᵀ Rᵀ b; ∂/∂f^q = feat_grad(x, Rᵀ b) + feat_grad(x̄, Rᵀ a); ∂/∂K (R's combined
+        kernel) = the conv's weight gradient of (shifts of A x, b) plus (shifts of A x̄, a), and
+        the two weights through the (tiny) product that makes K."""
+        feat, w1, w2 = self.tensors
+        op = self._op if self._op.feat is feat else self._op.like(feat)
+        grid, dims = op.partner_grid, self._weight1_dims
         with torch.no_grad():
-            x_grad = self.apply(x_bar)
-        if not any(needs):
-            return x_grad, acc or [None] * 3
-        with torch.enable_grad():
-            leaves = tuple(t.detach().requires_grad_(n) for t, n in zip(self.tensors, needs))
-            a = self._residual(x.detach(), leaves)[0]
-            b = self._residual(x_bar.detach(), leaves)[0]
-            wanted = [t for t, n in zip(leaves, needs) if n]
-            grads = iter(torch.autograd.grad((a * b).sum(), wanted))
-        new = [next(grads) if n else None for n in needs]
-        acc = acc or [None] * 3
+            kernel = combined_kernel(w1, w2, x.dtype, dims)
+            k = kernel.shape[-1]
+            vb = op.apply(x_bar)
+            sb = query_shifts(vb, grid, k)
+            b = F.conv2d(sb, kernel, padding=k // 2)                          # (B·N', O, H, W), CL
+            rtb = conv4d_adjoint(_channels_last_volume(b, vb.shape), grid, kernel)
+            x_grad = op.transpose(rtb)
+            acc = acc or [None] * 3
+            if not any(needs):
+                return x_grad, acc
+            va = op.apply(x)
+            sa = query_shifts(va, grid, k)
+            a = F.conv2d(sa, kernel, padding=k // 2)
+            feat_bar = kernel_bar = None
+            if needs[0]:
+                rta = conv4d_adjoint(_channels_last_volume(a, va.shape), grid, kernel)
+                feat_bar = op.feat_grad(x, rtb) + op.feat_grad(x_bar, rta)
+            if needs[1] or needs[2]:
+                kernel_bar = (torch.nn.grad.conv2d_weight(sa, kernel.shape, b, padding=k // 2)
+                              + torch.nn.grad.conv2d_weight(sb, kernel.shape, a, padding=k // 2))
+        new = [feat_bar, None, None]
+        if kernel_bar is not None:
+            with torch.enable_grad():
+                leaves = (w1.detach().requires_grad_(needs[1]), w2.detach().requires_grad_(needs[2]))
+                wanted = [t for t, n in zip(leaves, needs[1:]) if n]
+                grads = iter(torch.autograd.grad(combined_kernel(*leaves, x.dtype, dims), wanted, kernel_bar))
+            new[1:] = [next(grads) if n else None for n in needs[1:]]
         return x_grad, [n if a_ is None else (a_ if n is None else a_ + n) for a_, n in zip(acc, new)]
+
+
+def _channels_last_volume(x: Tensor, shape: torch.Size) -> Tensor:
+    """A conv output (B·N', O, H, W) (channels last) as :func:`conv4d` returns it: (B, N', H, W, O)."""
+    b, nq, h, w = shape
+    return x.permute(0, 2, 3, 1).reshape(b, nq, h, w, -1)
 
 
 QUERY_LOSS_FORMS = ("auto", "gram", "volume")
