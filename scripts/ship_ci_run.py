@@ -1,11 +1,17 @@
-"""Record the short training run that CI reruns (tests/test_shipped.py): a 20-step ``gocor`` run
-on a small pool, its config and history -> data/results/ci/gocor-short.json (maintainers, after a
-change that is meant to alter training numbers).
+"""Record the short training runs that CI reruns (tests/test_shipped.py), maintainers, after a
+change that is meant to alter training numbers:
+
+- a 20-step ``gocor`` run on a small pool, its config and history -> data/results/ci/gocor-short.json;
+- a 10-step ``gocor`` run of the ``ci`` profile with its loss and validation error after every
+  step, and the machine it ran on -> data/results/ci/gocor-bits.json: on the same machine (torch
+  version, threads, CPU capability) a change meant to leave training alone must reproduce it bit
+  for bit.
 
     python scripts/ship_ci_run.py
 """
 from __future__ import annotations
 
+import platform
 import sys
 import tempfile
 from dataclasses import asdict
@@ -22,16 +28,26 @@ from gocor.lab.runs.train import run_config, train  # noqa: E402
 
 RECORD = ROOT / "data" / "results" / "ci" / "gocor-short.json"
 CONFIG = run_config("gocor", "ci", steps=20, val_every=10, val_pairs=8, ckpt_every=20, pool_size=96)
+BITS = ROOT / "data" / "results" / "ci" / "gocor-bits.json"
+BITS_CONFIG = run_config("gocor", "ci", steps=10, val_every=1, val_pairs=2, ckpt_every=10, pool_size=96)
+THREADS = 2
+
+
+def machine() -> dict:
+    """What bit-for-bit equality of CPU training depends on, besides the code."""
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
 
 
 def main() -> None:
-    torch.set_num_threads(2)
-    with tempfile.TemporaryDirectory() as tmp:
-        summary = train(CONFIG, Path(tmp) / "run", progress=False)
-    record = {"train_config": asdict(CONFIG), "history": summary["history"], **commit_info(),
-              "device": summary["device"], "torch": torch.__version__}
-    write_json(RECORD, record)
-    print(f"{RECORD.relative_to(ROOT)}: {len(record['history'])} history entries")
+    torch.set_num_threads(THREADS)
+    for config, path, extra in ((CONFIG, RECORD, {}), (BITS_CONFIG, BITS, {"machine": machine()})):
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = train(config, Path(tmp) / "run", progress=False)
+        record = {"train_config": asdict(config), "history": summary["history"], **commit_info(),
+                  "device": summary["device"], "torch": torch.__version__, **extra}
+        write_json(path, record)
+        print(f"{path.relative_to(ROOT)}: {len(record['history'])} history entries")
 
 
 if __name__ == "__main__":

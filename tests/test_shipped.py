@@ -56,3 +56,38 @@ def test_short_run_reproduces_its_recorded_history(tmp_path):
     assert [h["step"] for h in summary["history"]] == [h["step"] for h in record["history"]]
     for got, want in zip(summary["history"], record["history"]):
         assert _close(got["loss"], want["loss"]) and _close(got["val_aepe"], want["val_aepe"]), (got, want)
+
+
+_BITS_RUN = """
+import json, platform, sys, tempfile
+import torch
+from gocor.lab.runs.train import TrainConfig, train
+record = json.loads(open(sys.argv[1]).read())
+torch.set_num_threads(record["machine"]["threads"])
+with tempfile.TemporaryDirectory() as tmp:
+    summary = train(TrainConfig(**record["train_config"]), tmp + "/run", progress=False)
+print(json.dumps({"history": summary["history"], "machine": {
+    "torch": torch.__version__, "threads": torch.get_num_threads(),
+    "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}}))
+"""
+
+
+def test_short_run_bit_for_bit_on_the_recording_machine():
+    """A change meant to leave CPU training alone (a faster layout, a reused buffer, a pass not
+    repeated) must reproduce the recorded 10-step run exactly: every step's loss and validation
+    error, bit for bit, on a machine like the one that recorded it (elsewhere to float rounding).
+    In a fresh process: earlier training in this one at other thread counts can move rounding."""
+    import subprocess
+    import sys
+    path = ROOT / "data" / "results" / "ci" / "gocor-bits.json"
+    record = json.loads(path.read_text())
+    out = subprocess.run([sys.executable, "-c", _BITS_RUN, str(path)], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    got = [(h["step"], h["loss"], h["val_aepe"]) for h in result["history"]]
+    want = [(h["step"], h["loss"], h["val_aepe"]) for h in record["history"]]
+    assert len(got) == len(want) == record["train_config"]["steps"]
+    if result["machine"] == record["machine"]:
+        assert got == want
+    else:
+        assert all(g[0] == w[0] and _close(g[1], w[1]) and _close(g[2], w[2]) for g, w in zip(got, want)), (got, want)
