@@ -143,9 +143,11 @@ def _ablate(args) -> None:
         if not sep:
             raise SystemExit(f"--slurm takes KEY=VALUE (submitit parameters), got {item!r}")
         slurm[key] = int(value) if value.isdigit() else value
-    results = ablate(tuple(args.variants), args.seeds, args.profile, args.runs_dir, args.device, not args.no_progress,
+    from .reproduce import folder
+    runs_dir = args.runs_dir or f"build/{folder(args.profile)}"
+    results = ablate(tuple(args.variants), args.seeds, args.profile, runs_dir, args.device, not args.no_progress,
                      jobs=args.jobs, engine=args.engine, slurm=slurm)
-    analyze(args.runs_dir, device=args.device)
+    analyze(runs_dir, device=args.device)
     for split in ("standard", "dynamic", "near_repetitive"):
         print(f"{split}:\n" + report.metrics_table(results, split, ("aepe", "pck1", "pck5", "f1", "coarse_acc")), end="\n\n")
 
@@ -159,7 +161,8 @@ def add_ablate(sub) -> None:
                    help=f"variants to run (default: the paper's Table 6: {' '.join(TABLE6)})")
     p.add_argument("--profile", default="quick", choices=list(PROFILES))
     _add_seeds(p, 3)
-    p.add_argument("--runs-dir", default="build/ablation", help="one run folder per variant and seed, result.json in each")
+    p.add_argument("--runs-dir", help="one run folder per variant and seed, result.json in each (default "
+                                      "build/protocol2 for the large profile, else build/ablation)")
     _add_device(p)
     _add_progress(p)
     p.add_argument("--jobs", type=int, default=1,
@@ -186,8 +189,9 @@ def add_reproduce(sub) -> None:
                                          "and check them against the shipped runs, then every notebook and a "
                                          "summary, into build/ (resumable)")
     p.add_argument("--build-dir", default="build", help="ablation/, notebooks/, figures/ and summary.md go here")
-    p.add_argument("--profile", choices=list(PROFILES), default="quick",
-                   help="training profile (default quick: the shipped runs' profile, so they can be compared)")
+    p.add_argument("--profile", choices=list(PROFILES), default="large",
+                   help="training profile (default large: protocol v2's shipped runs, so they can be compared; "
+                        "quick: protocol 1's)")
     p.add_argument("--all", action="store_true", help="every variant x 3 seeds (hours on a CPU; resumable)")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
                    help="variants to run (default: the Table-6 ones; with --all every variant)")

@@ -1,13 +1,15 @@
 """``python -m gocor reproduce``: the reproduction, bounded and resumable.
 
-By default it retrains what a 2-core CPU affords in about a quarter of an hour — the four Table-6
-variants for seed 0 on the shipped ``quick`` profile — and checks them against the shipped runs
-of the same seed (CPU training is deterministic, so a fresh run must equal the shipped one to float
-rounding). ``--all`` runs every variant × 3 seeds (hours on a CPU; resumable). It prints its
-estimate at the start, from the shipped runs' own wall times.
+By default it retrains what a 2-core CPU affords in under half an hour — the four Table-6 variants
+for seed 0 of protocol v2 (profile ``large``, shipped in data/results/protocol2) — and checks them
+against the shipped runs of the same seed (CPU training is deterministic, so a fresh run must equal
+the shipped one to float rounding). ``--all`` runs every shipped variant × its shipped seeds (hours
+on a CPU; resumable). ``--profile quick`` does the same for protocol 1 (data/results/ablation). It
+prints its estimate at the start, from the shipped runs' own wall times.
 
-1. the runs into ``build/ablation`` (finished runs are skipped, an interrupted one resumes from its
-   checkpoint), then their analysis (steps curve, learned objectives);
+1. the runs into ``build/protocol2`` (``build/ablation`` for protocol 1; finished runs are skipped,
+   an interrupted one resumes from its checkpoint), then their analysis (steps curve, learned
+   objectives);
 2. every notebook executed with papermill into ``build/notebooks`` (notebook 06 on the fresh runs
    with ``--all``, else on the shipped ones), figures into ``build/figures``;
 3. ``build/summary.md``: the notebooks' checked outputs, and the fresh runs against the shipped
@@ -25,7 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-SHIPPED = ROOT / "data" / "results" / "ablation"
+RESULTS = ROOT / "data" / "results"
+SHIPPED = RESULTS / "ablation"        # protocol 1 (profile quick) and any other profile
+FOLDERS = {"large": "protocol2"}       # protocol v2's runs
+DEFAULT_PROFILE = "large"
 BOUNDED_SEEDS = (0,)                  # the default: Table 6, seed 0
 # not in the runs' own wall times (measured on the 2-core CPU the results were shipped from)
 POOL_S_PER_PAIR = 0.015               # making the training pool once
@@ -64,24 +69,34 @@ def estimate_s(runs: list[tuple[str, int]], out: Path, profile: str, shipped: li
     return total + NOTEBOOKS_S
 
 
-def run_ablation(out: Path, profile: str, variants: tuple[str, ...], seeds: tuple[int, ...]) -> list[dict]:
-    """Step 1: ``variants`` × ``seeds`` into ``out`` (finished runs skipped), then their analysis."""
+def run_ablation(out: Path, profile: str, runs: list[tuple[str, int]]) -> list[dict]:
+    """Step 1: the ``runs`` (variant, seed) into ``out`` (finished runs skipped), then their analysis."""
     from ..lab.runs.ablate import run_variant
     from ..lab.runs.analysis import analyze
     results = []
-    for v in variants:
-        for seed in seeds:
-            t0 = time.perf_counter()
-            results.append(run_variant(v, seed, profile, out))
-            print(f"{v} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    for v, seed in runs:
+        t0 = time.perf_counter()
+        results.append(run_variant(v, seed, profile, out))
+        print(f"{v} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
     analyze(out)
     return results
 
 
-def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] = ("standard", "dynamic",
-               "repetitive", "near_repetitive"), tol: float = 1e-4) -> tuple[str, float]:
+def folder(profile: str) -> str:
+    """The folder name of a profile's runs: ``protocol2`` (data/results/ and build/) for protocol
+    v2's profile, ``ablation`` for the others."""
+    return FOLDERS.get(profile, SHIPPED.name)
+
+
+def shipped_folder(profile: str) -> Path:
+    return SHIPPED if folder(profile) == SHIPPED.name else RESULTS / folder(profile)
+
+
+def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] | None = None,
+               tol: float = 1e-4) -> tuple[str, float]:
     """Markdown: every fresh run against the shipped run of the same variant and seed, metric by
-    metric, and the largest relative difference |fresh − shipped| / max(|shipped|, 1e-3)."""
+    metric (on ``splits``, default every split the fresh run has), and the largest relative
+    difference |fresh − shipped| / max(|shipped|, 1e-3)."""
     from ..lab.runs.variants import run_name
     by_run = {(r["variant"], r["seed"], r["profile"]): r for r in shipped}
     lines = ["| run | split | metric | fresh | shipped | rel. difference |", "|---|---|---|---:|---:|---:|"]
@@ -91,7 +106,7 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] =
         if s is None:
             lines.append(f"| `{run_name(r['variant'], r['seed'])}` | – | – | – | not shipped | – |")
             continue
-        for split in splits:
+        for split in (splits or tuple(r["metrics"])):
             for key, value in r["metrics"].get(split, {}).items():
                 ref = s["metrics"].get(split, {}).get(key)
                 if ref is None:
@@ -109,19 +124,23 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] =
 
 
 def reproduce(out: str | Path = "build", update: bool = False, parameters: dict | None = None,
-              profile: str = "quick", ablation: bool = True, variants: tuple[str, ...] | None = None,
+              profile: str = DEFAULT_PROFILE, ablation: bool = True, variants: tuple[str, ...] | None = None,
               seeds: tuple[int, ...] | None = None, all_runs: bool = False) -> list[dict]:
-    """The reproduction (module docstring). ``all_runs``: every shipped variant × 3 seeds; else
-    ``variants`` (default the Table-6 ones) × ``seeds`` (default seed 0)."""
+    """The reproduction (module docstring). ``all_runs``: every shipped variant × its shipped seeds
+    (3 when none is shipped); else ``variants`` (default the Table-6 ones) × ``seeds`` (default
+    seed 0)."""
     import papermill as pm
 
     from ..lab.errors import UserError
     from ..lab.runs import report
     from ..lab.runs.variants import TABLE6, VARIANTS
     out = Path(out)
-    shipped = report.load_runs(SHIPPED)
+    shipped_dir = shipped_folder(profile)
+    shipped = report.load_runs(shipped_dir) if shipped_dir.is_dir() else []
+    runs_dir = out / folder(profile)
     if all_runs:
-        variants, seeds = variants or tuple(report.variants_present(shipped)), seeds or (0, 1, 2)
+        variants = variants or tuple(report.variants_present(shipped))
+        seeds = seeds or tuple(sorted({r["seed"] for r in shipped})) or (0, 1, 2)
     else:
         variants, seeds = variants or TABLE6, seeds or BOUNDED_SEEDS
     unknown = [v for v in variants if v not in VARIANTS]
@@ -129,15 +148,17 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
         raise UserError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
     fresh = None
     if ablation:
-        runs = [(v, s) for v in variants for s in seeds]
-        est = estimate_s(runs, out / "ablation", profile, shipped)
+        shipped_runs = {(r["variant"], r["seed"]) for r in shipped}
+        runs = [(v, s) for v in variants for s in seeds
+                if not all_runs or not shipped_runs or (v, s) in shipped_runs]
+        est = estimate_s(runs, runs_dir, profile, shipped)
         said = (f"about {est / 60:.0f} min on a 2-core CPU (from the shipped runs' wall times; finished "
                 f"runs are skipped)" if est is not None else f"no estimate (no shipped run of profile {profile})")
         print(f"reproduce: {len(runs)} runs ({', '.join(variants)}; seeds {', '.join(map(str, seeds))}; "
-              f"profile {profile}) into {out / 'ablation'}, then the notebooks: {said}", flush=True)
-        run_ablation(out / "ablation", profile, variants, seeds)
-        fresh = report.load_runs(out / "ablation")
-        fresh = [r for r in fresh if r["variant"] in variants and r["seed"] in seeds]
+              f"profile {profile}) into {runs_dir}, then the notebooks: {said}", flush=True)
+        run_ablation(runs_dir, profile, runs)
+        fresh = report.load_runs(runs_dir)
+        fresh = [r for r in fresh if (r["variant"], r["seed"]) in set(runs)]
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
     os.environ["GOCOR_FIGURES"] = str((out / "figures").resolve())
     # the kernels must use the inline backend: with MPLBACKEND=Agg (exported by the Makefile for
@@ -149,7 +170,7 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
         t0 = time.perf_counter()
         params = dict(parameters or {})
         if fresh is not None and all_runs and path.name.startswith("06_"):
-            params["RESULTS"] = str((out / "ablation").resolve())          # notebook 06 on the fresh runs
+            params["RESULTS"] = str(runs_dir.resolve())          # notebook 06 on the fresh runs
         pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(NOTEBOOKS),
                             progress_bar=False, kernel_name="python3")
         wall = time.perf_counter() - t0
@@ -163,7 +184,7 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
         checked = "<br>".join(re.sub(r"\s+", " ", c).replace("|", "\\|") for c in r["checked"]) or "-"
         lines.append(f"| {r['notebook']} | {r['wall_time_s']} | {checked} |")
     if fresh is not None:
-        lines += ["", f"## Fresh runs ({out / 'ablation'}) against the shipped ones ({SHIPPED.relative_to(ROOT)})", ""]
+        lines += ["", f"## Fresh runs ({runs_dir}) against the shipped ones ({shipped_dir.relative_to(ROOT)})", ""]
         check, worst = seed_check(fresh, shipped)
         lines += [check, ""]
         if all_runs:
