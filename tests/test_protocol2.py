@@ -125,3 +125,22 @@ class TestControls:
         model = Matcher(cfg)
         out = model(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
         assert [f.shape[-1] for f in out] == [8, 16, 32]
+
+
+class TestPostContribution:
+    def test_zero_readout_is_plain_correlation_and_a_readout_shows(self):
+        from gocor.lab.runs.analysis import post_contribution
+        torch.manual_seed(0)
+        model = Matcher(matcher_config("corr_post")).eval()
+        before = post_contribution(model, n=2)
+        assert before["global_relative_change"] == 0.0 and before["global_readout_norm"] == 0.0
+        with torch.no_grad():
+            model.global_post.readout.fill_(0.5)
+        after = post_contribution(model, n=2)
+        assert after["global_relative_change"] > 0.1 and after["local0_relative_change"] == 0.0
+
+    def test_refuses_a_matcher_without_post_processing(self):
+        from gocor.lab.errors import UserError
+        from gocor.lab.runs.analysis import post_contribution
+        with pytest.raises(UserError, match="corr_post"):
+            post_contribution(Matcher(matcher_config("corr")), n=1)

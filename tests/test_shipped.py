@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gocor.lab.runs.evaluate import evaluate_checkpoint
+from gocor.lab.data.pairs import PairConfig
+from gocor.lab.data.splits import held_out_split
+from gocor.lab.runs.evaluate import evaluate, evaluate_checkpoint, load_matcher
 from gocor.lab.runs.results import read_result
 from gocor.lab.runs.train import TrainConfig, train
 from gocor.lab.runs.variants import run_name
@@ -15,6 +17,7 @@ from gocor.lab.runs.variants import run_name
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = sorted((ROOT / "data" / "checkpoints").rglob("*.pt"))
 REL = 1e-4            # float rounding across code versions (summation order), far below any effect reported
+SUBSET = 12           # protocol v2's checkpoints: the first pairs of each primary split, pair by pair
 
 
 def _close(got: float, want: float, digits: int | None = None) -> bool:
@@ -37,6 +40,17 @@ class TestShippedCheckpoint:
 
     def test_reevaluates_to_its_recorded_metrics(self, pt):
         manifest = json.loads(pt.with_suffix(".json").read_text())
+        if pt.parent.name == "protocol2":       # per-pair records: every metric of each of SUBSET pairs
+            run = read_result(_shipped_run(pt, manifest))
+            model, _ = load_matcher(pt)
+            for split in ("large_motion", "motorcycle"):
+                got = evaluate(model, held_out_split(split, PairConfig(photometric=False), n=SUBSET), per_pair=True)
+                for key, values in run["per_pair"][split].items():
+                    # shares of pixels / cells may move by a pixel at a threshold: 1e-3 (3 of ~2800)
+                    close = (lambda g, w: _close(g, w, 4)) if key == "aepe" else (lambda g, w: abs(g - w) <= 1e-3)
+                    for i, (g, w) in enumerate(zip(got["per_pair"][key], values[:SUBSET])):
+                        assert (w is None and g != g) or close(g, w), (pt.name, split, key, i, g, w)
+            return
         # the matchers' manifests keep 4 digits (metrics_digits), the ablation's the full values
         recorded, digits = manifest["metrics"], manifest.get("metrics_digits")
         got = evaluate_checkpoint(pt, "standard")          # 96 pairs; the other splits cost more and add little
@@ -45,9 +59,13 @@ class TestShippedCheckpoint:
 
     def test_manifest_agrees_with_the_shipped_run(self, pt):
         manifest = json.loads(pt.with_suffix(".json").read_text())
-        folder = "ablation" if pt.parent.name == "ablation" else "matchers"
-        run = ROOT / "data" / "results" / folder / f"{run_name(manifest['variant'], manifest['seed'])}.json"
-        assert read_result(run)["metrics"] == manifest["metrics"]
+        assert read_result(_shipped_run(pt, manifest))["metrics"] == manifest["metrics"]
+
+
+def _shipped_run(pt: Path, manifest: dict) -> Path:
+    """The shipped run record of a checkpoint: data/results/<its folder>/<run>.json."""
+    folder = pt.parent.name if pt.parent.name in ("ablation", "protocol2") else "matchers"
+    return ROOT / "data" / "results" / folder / f"{run_name(manifest['variant'], manifest['seed'])}.json"
 
 
 def test_short_run_reproduces_its_recorded_history(tmp_path):

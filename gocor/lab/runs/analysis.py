@@ -73,6 +73,35 @@ def learned_objective(model: torch.nn.Module) -> dict[str, dict]:
     return out
 
 
+def post_contribution(model: Matcher, split: str = "large_motion", n: int = 32) -> dict[str, float]:
+    """Does the capacity control (``corr_post``) do anything? For each of its post-processing
+    modules, ‖V′ − V‖ / ‖V‖ over the volumes of ``n`` pairs of ``split`` (0: the readout never
+    left zero, the matcher is plain correlation), and the readout's norm."""
+    posts = {"global": model.global_post, **{f"local{i}": m for i, m in enumerate(model.local_post or ())}}
+    posts = {k: m for k, m in posts.items() if m is not None}
+    if not posts:
+        raise UserError("post_contribution: the matcher has no post-processing (variant corr_post)")
+    seen: dict[str, list[float]] = {k: [0.0, 0.0] for k in posts}
+
+    def hook(name):
+        def record(module, inputs, output):
+            seen[name][0] += float((output - inputs[0]).square().sum())
+            seen[name][1] += float(inputs[0].square().sum())
+        return record
+
+    handles = [m.register_forward_hook(hook(k)) for k, m in posts.items()]
+    try:
+        data = held_out_split(split, PairConfig(size=model.config.image_size, photometric=False), n)
+        with torch.no_grad():
+            evaluate(model, data)
+    finally:
+        for h in handles:
+            h.remove()
+    out = {f"{k}_relative_change": (d / v) ** 0.5 if v else 0.0 for k, (d, v) in seen.items()}
+    out |= {f"{k}_readout_norm": float(m.readout.detach().norm()) for k, m in posts.items()}
+    return out
+
+
 def _cached(path: Path, names: list[str]) -> dict | None:
     """The JSON at ``path`` if it covers exactly the runs ``names``."""
     if path.exists():
