@@ -13,7 +13,7 @@ SANITIZE = Path(__file__).parent.parent / "notebooks" / "sanitize.cfg"
 
 
 def test_the_sequence_exists():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
