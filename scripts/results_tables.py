@@ -1,6 +1,7 @@
 """Print the README's result tables (markdown) from the shipped results in data/results/.
 
     python scripts/results_tables.py
+    python scripts/results_tables.py protocol2      # protocol v2's section
 """
 from __future__ import annotations
 
@@ -73,7 +74,29 @@ def chance_line(cells: int) -> str:
             f"{c['chance_coarse_acc1']:.3f}, copy_rate {c['chance_copy_rate']:.3f}.")
 
 
+def motion_table() -> str:
+    """How far the pixels of each split move, against the global level's cell (8 px at 64 px) and
+    the 1/4 level's search (±12 px)."""
+    from gocor.lab.data.flow import motion_stats
+    from gocor.lab.data.splits import held_out_split
+    lines = ["| split | pairs | median \\|flow\\| (px) | valid pixels moving > 8 px | > 12 px |", "|---|---:|---:|---:|---:|"]
+    for split in ("large_motion", "large_motion_val", "motorcycle", "standard", "dynamic"):
+        b = held_out_split(split)
+        a, c = motion_stats(b["flow"], b["mask"], 8.0), motion_stats(b["flow"], b["mask"], 12.0)
+        lines.append(f"| `{split}` | {b['flow'].shape[0]} | {a['median']:.1f} | {100 * a['beyond_cell']:.1f}% | "
+                     f"{100 * c['beyond_cell']:.1f}% |")
+    return "\n".join(lines)
+
+
+def protocol2_tables(folder: Path) -> str:
+    from gocor.lab.runs import protocol2
+    return motion_table() + "\n\n" + protocol2.markdown(report.load_runs(folder))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["protocol2"]:
+        print(protocol2_tables(ROOT / "data" / "results" / "protocol2"))
+        sys.exit()
     results = ROOT / "data" / "results"
     if (results / "volume_experiment" / "results.json").exists():
         print(volume_table(results / "volume_experiment" / "results.json"), end="\n\n")
