@@ -14,6 +14,7 @@ is the exact adjoint, scores -> filters. The plain correlation layer is
 from __future__ import annotations
 
 import math
+import threading
 from typing import Protocol
 
 import torch
@@ -35,6 +36,8 @@ class CorrelationOperator(Protocol):
     def transpose(self, scores: Tensor) -> Tensor: ...
 
     def feat_grad(self, w: Tensor, scores: Tensor) -> Tensor: ...
+
+    def transpose_and_feat_grad(self, w: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]: ...
 
     def offset_distances(self, height: int, width: int) -> Tensor: ...
 
@@ -82,6 +85,10 @@ class GlobalCorrelation:
         out = torch.bmm(w.reshape(b, c, h * wd), scores.reshape(b, -1, h * wd).transpose(1, 2))
         return out.view_as(self.feat)
 
+    def transpose_and_feat_grad(self, w: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """``(transpose(scores), feat_grad(w, scores))``."""
+        return self.transpose(scores), self.feat_grad(w, scores)
+
     def offset_distances(self, height: int, width: int) -> Tensor:
         """|q − p| for every displacement q − p between filter grid (H, W) and partner grid
         (H', W'): (H'+H−1, W'+W−1), displacement (dy, dx) at [dy + H − 1, dx + W − 1]."""
@@ -125,21 +132,28 @@ class LocalCorrelation:
         self.scale = 1.0 / feat.shape[1]
         self.tile = max(2 * radius, 4)     # T >= 2r: a window overlaps only the next tiles right and down
         self._windows: Tensor | None = None
-        self._pairs: Tensor | None = None  # zero off the windows; only the windows are ever written
 
     def scores_to_pairs(self, scores: Tensor) -> Tensor:
         """Scores (B, (2r+1)², H, W) -> (B·tiles, (T+2r)², T²): the all-pairs products of each tile
-        (feature, filter), zero off the windows. The buffer is reused: it is valid until the next call."""
+        (feature, filter), zero off the windows. In a work buffer of this thread shared by every
+        operator of this geometry and image size (each call writes the windows of the filters in
+        the image and nothing else, so the rest stays zero): valid until the next call."""
         b, m, h, w = scores.shape
         k = 2 * self.radius + 1
         t, s = self.tile, self.tile + 2 * self.radius
         nh, nw = _grid(scores, t)
-        shape = (b * nh * nw, s * s, t * t)
-        if self._pairs is None or self._pairs.shape != shape or self._pairs.dtype != scores.dtype:
-            self._pairs = scores.new_zeros(shape)
-        sp = _pad_to(scores, nh * t, nw * t).view(b, k, k, nh, t, nw, t)
-        _window_band(self._pairs, b, nh, nw, t, k).copy_(sp.permute(0, 3, 5, 4, 6, 1, 2))
-        return self._pairs
+        # per image size too: the windows of filters beyond the image are never written (stay zero)
+        pairs = _buffer(f"pairs {h}x{w}", (b * nh * nw, s * s, t * t), scores, zero=True)
+        _to_tiles(_window_band(pairs, b, nh, nw, t, k).permute(0, 5, 6, 1, 3, 2, 4), scores.unflatten(1, (k, k)))
+        return pairs
+
+    def products(self, w: Tensor) -> Tensor:
+        """(B·tiles, (T+2r)², T²): the all-pairs products (feature, filter) of each tile, in a buffer
+        of this thread, valid until the next call (a fresh 10-MB result per call costs its first-touch
+        page faults)."""
+        windows, tiles = self.windows(), _filter_tiles(w, self.tile).transpose(1, 2)
+        out = _buffer("products", (windows.shape[0], windows.shape[1], tiles.shape[2]), windows)
+        return torch.bmm(windows, tiles, out=out)
 
     def like(self, feat: Tensor) -> "LocalCorrelation":
         """The same operator on other features."""
@@ -169,6 +183,15 @@ class LocalCorrelation:
         """∂<scores, apply(w)>/∂feat: filters and scores as in :meth:`apply` -> (B, C, H, W)."""
         return _LocalFeatGrad.apply(w, scores, self)
 
+    def transpose_and_feat_grad(self, w: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """``(transpose(scores), feat_grad(w, scores))``, the scores scattered into the tiles once.
+        Not differentiable (for reverse passes written out, e.g. the solver's); under autograd
+        (grad mode on) it is the two differentiable calls."""
+        if torch.is_grad_enabled():
+            return self.transpose(scores), self.feat_grad(w, scores)
+        pairs = self.scores_to_pairs(scores)
+        return _local_transpose(self, scores, pairs), _local_feat_grad(self, w, scores, pairs)
+
     def offset_distances(self, height: int, width: int) -> Tensor:
         """Length of each window displacement, (M, 1, 1)."""
         r = self.radius
@@ -185,11 +208,70 @@ class LocalCorrelation:
         return self.offset_distances(height, width)
 
 
+_BUFFERS = threading.local()            # per thread: {(kind, shape, dtype): Tensor}, CPU only
+_BUFFER_BYTES = 128 * 2 ** 20           # kept in all per thread; beyond, the lot is dropped
+
+
+def _buffer(kind: str, shape: tuple[int, ...], like: Tensor, zero: bool = False) -> Tensor:
+    """A work tensor ``kind`` of ``shape`` with ``like``'s dtype and device (zero-filled with
+    ``zero``); the caller uses it up before its thread's next call for this kind. On the CPU it is
+    kept per thread and reused (a fresh tensor of this size per call pays a zero fill and its
+    first-touch page faults); elsewhere (the CUDA caching allocator reuses memory already) it is new."""
+    make = torch.zeros if zero else torch.empty
+    if like.device.type != "cpu":
+        return make(shape, dtype=like.dtype, device=like.device)
+    cache = getattr(_BUFFERS, "cache", None)
+    if cache is None:
+        cache = _BUFFERS.cache = {}
+    key = (kind, tuple(shape), like.dtype)
+    entry = cache.get(key)
+    if entry is None:
+        with torch.inference_mode(False):       # a normal tensor: writable outside inference mode too
+            entry = make(shape, dtype=like.dtype)
+        size = entry.numel() * entry.element_size()
+        if size > _BUFFER_BYTES:
+            return entry
+        if sum(t.numel() * t.element_size() for t in cache.values()) + size > _BUFFER_BYTES:
+            cache.clear()
+        cache[key] = entry
+    return entry
+
+
 def _pad_to(x: Tensor, h: int, w: int) -> Tensor:
     """Zero-pad (..., H, W) at the bottom and right to (..., h, w); ``x`` itself when it fits."""
     if x.shape[-2:] == (h, w):
         return x
     return F.pad(x, (0, w - x.shape[-1], 0, h - x.shape[-2]))
+
+
+def _tile_pieces(h: int, w: int, t: int):
+    """The image (H, W) on its t×t tile grid in up to four pieces (full tiles, the last partial
+    column, row, corner): (rows, cols, tile rows, tile cols, rows per tile, cols per tile) each."""
+    fh, fw, rh, rw = h // t, w // t, h % t, w % t
+    for (r0, r1, i0, i1, th) in ((0, fh * t, 0, fh, t), (fh * t, h, fh, fh + 1, rh)):
+        for (c0, c1, j0, j1, tw) in ((0, fw * t, 0, fw, t), (fw * t, w, fw, fw + 1, rw)):
+            if r1 > r0 and c1 > c0:
+                yield slice(r0, r1), slice(c0, c1), slice(i0, i1), slice(j0, j1), th, tw
+
+
+def _from_tiles(x: Tensor, h: int, w: int) -> Tensor:
+    """A map on a padded tile grid, (..., nh, t, nw, t) (any strides) -> (..., H, W) contiguous,
+    in one copy (no padded intermediate)."""
+    t = x.shape[-1]
+    out = x.new_empty(*x.shape[:-4], h, w)
+    for rows, cols, ti, tj, th, tw in _tile_pieces(h, w, t):
+        dst = out[..., rows, cols]
+        dst.view(*dst.shape[:-2], ti.stop - ti.start, th, tj.stop - tj.start, tw).copy_(x[..., ti, :th, tj, :tw])
+    return out
+
+
+def _to_tiles(dst: Tensor, x: Tensor) -> None:
+    """Write a map (..., H, W) into its padded tile grid ``dst`` (..., nh, t, nw, t) (any strides),
+    in one copy; the padding is left as it is."""
+    h, w, t = x.shape[-2], x.shape[-1], dst.shape[-1]
+    for rows, cols, ti, tj, th, tw in _tile_pieces(h, w, t):
+        src = x[..., rows, cols]
+        dst[..., ti, :th, tj, :tw].copy_(src.reshape(*src.shape[:-2], ti.stop - ti.start, th, tj.stop - tj.start, tw))
 
 
 def _grid(x: Tensor, t: int) -> tuple[int, int]:
@@ -218,8 +300,7 @@ def _filter_tiles(w: Tensor, t: int) -> Tensor:
 def _untile(x: Tensor, b: int, h: int, w: int, t: int) -> Tensor:
     """The inverse of :func:`_filter_tiles`: (B·nh·nw, t², C) -> (B, C, H, W)."""
     nh, nw = -(-h // t), -(-w // t)
-    out = x.view(b, nh, nw, t, t, -1).permute(0, 5, 1, 3, 2, 4).reshape(b, -1, nh * t, nw * t)
-    return out[..., :h, :w].contiguous()
+    return _from_tiles(x.view(b, nh, nw, t, t, -1).permute(0, 5, 1, 3, 2, 4), h, w)
 
 
 def _window_band(pairs: Tensor, b: int, nh: int, nw: int, t: int, k: int) -> Tensor:
@@ -236,23 +317,26 @@ def _local_apply(op: LocalCorrelation, w: Tensor) -> Tensor:
     b, _, h, wd = w.shape
     t, k = op.tile, 2 * op.radius + 1
     nh, nw = _grid(w, t)
-    pairs = torch.bmm(op.windows(), _filter_tiles(w, t).transpose(1, 2))     # (feature, filter): faster
+    pairs = op.products(w)                                                  # (feature, filter): faster
     band = _window_band(pairs, b, nh, nw, t, k)                             # (B, nh, nw, y, x, dy, dx)
-    out = band.permute(0, 5, 6, 1, 3, 2, 4).reshape(b, k * k, nh * t, nw * t)
-    return out[..., :h, :wd].contiguous()
+    return _from_tiles(band.permute(0, 5, 6, 1, 3, 2, 4), h, wd).view(b, k * k, h, wd)
 
 
-def _local_transpose(op: LocalCorrelation, scores: Tensor) -> Tensor:
+def _local_transpose(op: LocalCorrelation, scores: Tensor, pairs: Tensor | None = None) -> Tensor:
+    """``pairs``: ``op.scores_to_pairs(scores)`` when already made."""
     b, _, h, w = scores.shape
-    return _untile(torch.bmm(op.scores_to_pairs(scores).transpose(1, 2), op.windows()), b, h, w, op.tile)
+    pairs = op.scores_to_pairs(scores) if pairs is None else pairs
+    return _untile(torch.bmm(pairs.transpose(1, 2), op.windows()), b, h, w, op.tile)
 
 
-def _local_feat_grad(op: LocalCorrelation, w: Tensor, scores: Tensor) -> Tensor:
+def _local_feat_grad(op: LocalCorrelation, w: Tensor, scores: Tensor, pairs: Tensor | None = None) -> Tensor:
+    """``pairs``: ``op.scores_to_pairs(scores)`` when already made."""
     b, c, h, wd = w.shape
     t, r = op.tile, op.radius
     nh, nw = _grid(w, t)
     s = t + 2 * r
-    grad = torch.bmm(op.scores_to_pairs(scores), _filter_tiles(w, t) * op.scale)
+    pairs = op.scores_to_pairs(scores) if pairs is None else pairs
+    grad = torch.bmm(pairs, _filter_tiles(w, t) * op.scale)
     grad = grad.view(b, nh, nw, s, s, c).permute(0, 1, 3, 2, 4, 5)          # (B, nh, sy, nw, sx, C)
     # overlap-add of the windows: rows/columns [0, t) stay in their tile, [t, t+2r) spill into the next
     out = w.new_empty(b, nh + 1, t, nw + 1, t, c)
@@ -277,6 +361,8 @@ class _LocalApply(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         (w,) = ctx.saved_tensors
+        if all(ctx.needs_input_grad[:2]):
+            return (*ctx.op.transpose_and_feat_grad(w, grad), None)
         gw = ctx.op.transpose(grad) if ctx.needs_input_grad[0] else None
         gf = ctx.op.feat_grad(w, grad) if ctx.needs_input_grad[1] else None
         return gw, gf, None

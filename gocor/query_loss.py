@@ -199,8 +199,12 @@ class QueryLoss:
         """A function of :attr:`tensors` giving this loss back (holds no tensor itself)."""
         return partial(_from_gram_tuple, kernel_size=self.kernel_size)
 
+    def apply_saving(self, w: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """(M w, what :meth:`accumulate_vjp` reads of this application: nothing here)."""
+        return self.apply(w), ()
+
     def accumulate_vjp(self, x: Tensor, x_bar: Tensor, acc: list | None,
-                       needs: tuple[bool, ...]) -> tuple[Tensor, list]:
+                       needs: tuple[bool, ...], residue: tuple[Tensor, ...] = ()) -> tuple[Tensor, list]:
         """:meth:`vjp` with the gradients of :attr:`tensors` accumulated in the list ``acc``."""
         x_grad, q_bar = self.vjp(x, x_bar, acc[0] if acc else None, needs[0])
         return x_grad, [q_bar]
@@ -276,9 +280,24 @@ class VolumeQueryLoss:
         rv = self._residual(w, self.tensors)[0]
         return 0.5 * rv.square().reshape(w.shape[0], -1).sum(1)
 
+    def apply_saving(self, w: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """(M w, its residue for :meth:`accumulate_vjp`: the shifts of A w, a = R A w and Rᵀ a),
+        the same M w as :meth:`apply`, without autograd."""
+        feat, w1, w2 = self.tensors
+        op = self._op if self._op.feat is feat else self._op.like(feat)
+        with torch.no_grad():
+            kernel = combined_kernel(w1, w2, w.dtype, self._weight1_dims)
+            k = kernel.shape[-1]
+            va = op.apply(w)
+            sa = query_shifts(va, op.partner_grid, k)
+            a = F.conv2d(sa, kernel, padding=k // 2)
+            rta = conv4d_adjoint(_channels_last_volume(a, va.shape), op.partner_grid, kernel)
+            return op.transpose(rta), (sa, a, rta)
+
     def accumulate_vjp(self, x: Tensor, x_bar: Tensor, acc: list | None,
-                       needs: tuple[bool, ...]) -> tuple[Tensor, list]:
-        """For y = M x and ȳ = ``x_bar``: (M ȳ, the gradients of :attr:`tensors` added to ``acc``).
+                       needs: tuple[bool, ...], residue: tuple[Tensor, ...] = ()) -> tuple[Tensor, list]:
+        """For y = M x and ȳ = ``x_bar``: (M ȳ, the gradients of :attr:`tensors` added to ``acc``);
+        ``residue``: what :meth:`apply_saving` kept of M x (else recomputed).
 
         The gradients are those of <x̄, M x> = <R A x̄, R A x> (M is symmetric), written out so
         that each of the two residuals a = R A x, b = R A x̄ is computed once:
@@ -299,12 +318,15 @@ class VolumeQueryLoss:
             acc = acc or [None] * 3
             if not any(needs):
                 return x_grad, acc
-            va = op.apply(x)
-            sa = query_shifts(va, grid, k)
-            a = F.conv2d(sa, kernel, padding=k // 2)
+            if residue:
+                sa, a, rta = residue
+            else:
+                va = op.apply(x)
+                sa = query_shifts(va, grid, k)
+                a = F.conv2d(sa, kernel, padding=k // 2)
+                rta = conv4d_adjoint(_channels_last_volume(a, va.shape), grid, kernel)
             feat_bar = kernel_bar = None
             if needs[0]:
-                rta = conv4d_adjoint(_channels_last_volume(a, va.shape), grid, kernel)
                 feat_bar = op.feat_grad(x, rtb) + op.feat_grad(x_bar, rta)
             if needs[1] or needs[2]:
                 kernel_bar = (torch.nn.grad.conv2d_weight(sa, kernel.shape, b, padding=k // 2)

@@ -14,7 +14,8 @@ volume for local GOCor (:class:`gocor.query_loss.VolumeQueryLoss`). α is per fi
 the query loss couples all filters. Scores A_r w and M w are linear in w and updated in
 place of recomputation. The steps form one autograd node whose reverse pass is written
 out (:class:`_UnrolledDescent`); it needs of each operator also ``feat_grad``, the
-derivative of <scores, apply(w)> wrt the operator's features.
+derivative of <scores, apply(w)> wrt the operator's features, and ``transpose_and_feat_grad``,
+both for the same scores at once (local correlation scatters them into its tiles once).
 """
 from __future__ import annotations
 
@@ -189,7 +190,13 @@ class _UnrolledDescent(torch.autograd.Function):
         use_prior = lq is not None
         reduce = _per_image if use_prior else _per_filter
         s = op.apply(w)
-        mw = lq.apply(w) if use_prior else None
+        # the query loss's residue of each application (e.g. R A x through the volume), which its
+        # reverse pass would otherwise recompute: w0's first, then one per step
+        residues: list[tuple[Tensor, ...]] = []
+        mw = None
+        if use_prior:
+            mw, res = lq.apply_saving(w)
+            residues.append(res)
         steps: list[_Step] = []
         for it in range(num_iter + (trace is not None)):   # one more pass only to trace the end
             sgn, d, r = _residual(s, vpos, vneg, neg_vy)
@@ -208,7 +215,8 @@ class _UnrolledDescent(torch.autograd.Function):
             den = reduce(_per_filter(h * h)) + lam2 * gg
             mg = None
             if use_prior:
-                mg = lq.apply(g)
+                mg, res = lq.apply_saving(g)
+                residues.append(res)
                 den += _per_image(g * mg)
             alpha = gg / den.clamp_min(1e-8)
             if trace is not None:
@@ -223,7 +231,9 @@ class _UnrolledDescent(torch.autograd.Function):
         # the query loss's tensors (the Gram) go through save_for_backward like every other
         # tensor the backward reads; the loss is rebuilt from them
         ctx.op, ctx.rebuild_lq, ctx.n_lq = op, lq.rebuild() if use_prior else None, len(lq_tensors)
+        ctx.n_res = (len(residues), len(residues[0]) if residues else 0)
         ctx.save_for_backward(steps[0].w if steps else w, vpos, vneg, neg_vy, lam2, step, *lq_tensors,
+                              *(t for res in residues for t in res),
                               *(t for saved in steps for t in saved))
         return w if steps else w.clone()
 
@@ -246,6 +256,9 @@ class _UnrolledDescent(torch.autograd.Function):
     def _backward(ctx, w_bar):
         w0, vpos, vneg, neg_vy, lam2, step, *flat = ctx.saved_tensors
         lq_tensors, flat = flat[:ctx.n_lq], flat[ctx.n_lq:]
+        n_apps, per_app = ctx.n_res
+        res_flat, flat = flat[:n_apps * per_app], flat[n_apps * per_app:]
+        residues = [tuple(res_flat[i * per_app:(i + 1) * per_app]) for i in range(n_apps)]
         op = ctx.op
         lq = ctx.rebuild_lq(*lq_tensors) if lq_tensors else None
         lq_needs = ctx.needs_input_grad[8:]
@@ -256,14 +269,15 @@ class _UnrolledDescent(torch.autograd.Function):
         s_bar = mw_bar = feat_bar = lq_bar = None
         vpos_bar = vneg_bar = neg_vy_bar = lam2_bar = step_bar = 0.0
 
-        def gram_adjoint(x, x_bar):
+        def gram_adjoint(x, x_bar, residue):
             """For mx = M x: Mᵀ x̄, accumulating the gradients of the query loss's tensors
             (global: Q̄ += Γ(x)ᵀ Γ(x̄)) over all steps."""
             nonlocal lq_bar
-            x_grad, lq_bar = lq.accumulate_vjp(x, x_bar, lq_bar, lq_needs)
+            x_grad, lq_bar = lq.accumulate_vjp(x, x_bar, lq_bar, lq_needs, residue)
             return x_grad
 
-        for w, s, sgn, d, r, u, g, ag, h, mg, gg, den, alpha, sa in reversed(steps):
+        for i in reversed(range(len(steps))):
+            w, s, sgn, d, r, u, g, ag, h, mg, gg, den, alpha, sa = steps[i]
             # w' = w − sa g, s' = s − sa ag, mw' = mw − sa mg
             sa_bar = -reduce(_per_filter(g * w_bar))
             g_bar = -sa * w_bar
@@ -289,10 +303,11 @@ class _UnrolledDescent(torch.autograd.Function):
             if use_prior:
                 g_bar.addcmul_(den_bar, mg)
                 mg_bar = den_bar * g if mg_bar is None else mg_bar.addcmul_(den_bar, g)
-                g_bar += gram_adjoint(g, mg_bar)
+                g_bar += gram_adjoint(g, mg_bar, residues[i + 1])
             # ag = A g
-            g_bar += op.transpose(ag_bar)
-            feat_bar = _add(feat_bar, op.feat_grad(g, ag_bar))
+            ag_t, ag_f = op.transpose_and_feat_grad(g, ag_bar)
+            g_bar += ag_t
+            feat_bar = _add(feat_bar, ag_f)
             # g = Aᵀ u + λ² w [+ mw], u = d r
             u_bar = op.apply(g_bar)
             feat_bar = feat_bar + op.feat_grad(g_bar, u)
@@ -310,10 +325,11 @@ class _UnrolledDescent(torch.autograd.Function):
             vneg_bar = vneg_bar + d_bar.mul_(sgn).sum_to_size(vneg.shape)
         # s = A w0, mw = M w0
         if s_bar is not None:
-            w_bar = w_bar + op.transpose(s_bar)
-            feat_bar = _add(feat_bar, op.feat_grad(w0, s_bar))
+            s_t, s_f = op.transpose_and_feat_grad(w0, s_bar)
+            w_bar = w_bar + s_t
+            feat_bar = _add(feat_bar, s_f)
         if mw_bar is not None:
-            w_bar = w_bar + gram_adjoint(w0, mw_bar)
+            w_bar = w_bar + gram_adjoint(w0, mw_bar, residues[0])
         as_param = lambda t, like: t.reshape(like.shape) if torch.is_tensor(t) else None
         lq_grads = tuple(lq_bar) if lq_bar is not None else (None,) * ctx.n_lq
         return (None, w_bar, feat_bar, as_param(vpos_bar, vpos), as_param(vneg_bar, vneg),

@@ -191,3 +191,46 @@ class TestLocalCorrelationTiles:
         tiled = count_flops(lambda: local_correlation(ref, query, 4))[0]
         rows = count_flops(lambda: _all_pairs_local(ref, query, 4))[0]
         assert tiled <= 3.2 * need and rows >= 7.9 * need
+
+    def test_reused_work_buffers_never_leak_between_calls(self):
+        """The products and the scattered scores live in reused buffers: a result must not change
+        when the operator is used again, and scores changed in place (same tensor, new version)
+        or other scores of the same size are scattered afresh, never read from the last call."""
+        torch.manual_seed(11)
+        f, w, w2 = (torch.randn(2, 4, 9, 13) for _ in range(3))
+        op, fresh = LocalCorrelation(f, 2), lambda: LocalCorrelation(f.clone(), 2)
+        first = op.apply(w)
+        keep = first.clone()
+        op.apply(w2)
+        assert torch.equal(first, keep) and torch.equal(first, fresh().apply(w))
+        s = torch.randn(2, 25, 9, 13)
+        t = op.transpose(s)
+        assert torch.equal(op.feat_grad(w, s), fresh().feat_grad(w, s))       # the scatter, shared
+        s.mul_(-2.0)                                                           # same tensor, new values
+        assert torch.equal(op.transpose(s), fresh().transpose(s)) and not torch.equal(op.transpose(s), t)
+        s2 = torch.randn(2, 25, 9, 13)
+        assert torch.equal(op.feat_grad(w, s2), fresh().feat_grad(w, s2))
+
+    def test_transpose_and_feat_grad_together_equal_the_two_calls(self):
+        """One scatter of the scores for both (the solver's reverse pass): the same tensors, bit for
+        bit; under grad mode it is the two differentiable calls."""
+        torch.manual_seed(12)
+        f, w = torch.randn(2, 4, 9, 13), torch.randn(2, 4, 9, 13)
+        s = torch.randn(2, 25, 9, 13)
+        op = LocalCorrelation(f, 2)
+        with torch.no_grad():
+            both = op.transpose_and_feat_grad(w, s)
+        assert torch.equal(both[0], op.transpose(s)) and torch.equal(both[1], op.feat_grad(w, s))
+        wg = w.clone().requires_grad_()
+        t, g = op.transpose_and_feat_grad(wg, s)
+        assert g.requires_grad and torch.equal(t, both[0])
+
+    def test_work_buffers_made_in_inference_mode_serve_training(self):
+        """A buffer first made under torch.inference_mode (evaluation) is a normal tensor: the
+        training step after it writes into it (an inference tensor would refuse the update)."""
+        f, w = torch.randn(1, 4, 11, 7), torch.randn(1, 4, 11, 7, requires_grad=True)
+        with torch.inference_mode():
+            first = local_correlation(w, f, 2)
+        again = local_correlation(w, f, 2)
+        again.sum().backward()
+        assert torch.equal(first, again.detach()) and w.grad is not None

@@ -135,6 +135,11 @@ def test_volume_query_loss_equals_the_gram_form_on_global_correlation():
     assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(expect, got))
     _, twice = vol.accumulate_vjp(w, x_bar, got, (True, True, True))
     assert all(torch.allclose(2 * a, b, atol=1e-10) for a, b in zip(expect, twice))
+    # what apply_saving keeps of M w is exactly what the reverse pass would recompute
+    mw, residue = vol.apply_saving(w)
+    assert torch.equal(mw, vol.apply(w))
+    x_grad_saved, saved = vol.accumulate_vjp(w, x_bar, None, (True, True, True), residue)
+    assert torch.equal(x_grad_saved, x_grad) and all(torch.equal(a, b) for a, b in zip(saved, got))
 
 
 class TestChooseQueryLossForm:
