@@ -50,13 +50,21 @@ gpu-check: $(STAMP)
 # backend and no figure (plt.show(), the volume explorer) appears. As root (containers) JupyterLab
 # refuses to start without --allow-root. tests/test_browser.py starts JupyterLab with this same
 # target (`make lab LAB_ARGS="--no-browser --port=..."`), so the two cannot drift apart.
+# The student's lab has no instructor tools: gocor/teach/student_lab/, first on
+# JUPYTER_CONFIG_PATH for this command only, turns nbgrader's server extensions off (its menus'
+# back end and the "No nbgrader_config.py" warning) and its JupyterLab extension (the nbgrader
+# menus, the "Create Assignment" sidebar). `make formgrader` keeps both.
+STUDENT_LAB := $(abspath gocor/teach/student_lab)
 LAB_ARGS ?=
-LAB_CMD = env -u MPLBACKEND $(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/
+LAB_CONFIG_PATH = $(STUDENT_LAB)$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))
+LAB_CMD = env -u MPLBACKEND JUPYTER_CONFIG_PATH="$(LAB_CONFIG_PATH)" $(VENV)/bin/jupyter lab \
+  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS) notebooks/
 
 lab: $(STAMP)
 	$(LAB_CMD)
 
-# Real-browser smoke test of `make lab` (Debian's chromium + selenium; not part of `make test`).
+# Real-browser test of `make lab` (Debian's chromium + selenium; not part of `make test`): no
+# instructor tools in it (and still in `make formgrader`), then every notebook run with Run All.
 # Installs chromium/chromium-driver with apt when absent and root; skips with a reason otherwise.
 browser-test: $(STAMP)
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
@@ -64,7 +72,7 @@ browser-test: $(STAMP)
 	    apt-get update -q && apt-get install -y -q chromium chromium-driver; \
 	  else echo "chromium/chromedriver absent and not root: the browser test will skip"; fi; fi
 	$(PY) -c "import selenium" 2>/dev/null || $(PY) -m pip install -q selenium
-	$(PY) -m pytest -q -m browser -rs tests/test_browser.py
+	$(PY) -m pytest -q -s -m browser -rs tests/test_browser.py
 
 clean:
 	rm -rf build
