@@ -41,7 +41,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 SHOTS = Path(os.environ.get("GOCOR_SCREENSHOTS", ROOT / "build" / "browser"))
 RUN_TIMEOUT = 900          # seconds for one notebook's Run All on a loaded 2-core machine
 LAB_SETTINGS = {           # a fresh user-settings directory: no autosave, every cell in the DOM

@@ -8,12 +8,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 SANITIZE = Path(__file__).parent.parent / "notebooks" / "sanitize.cfg"
 
 
 def test_the_sequence_exists():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
+    names = [p.name.split("_")[0] for p in NOTEBOOKS]
+    assert names == ["01", "02", "03", "04a", "04b", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -165,7 +165,7 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
     # headless tests) plt.show() emits no image and the executed notebooks would lose their figures
     os.environ.pop("MPLBACKEND", None)
     rows = []
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]*_*.ipynb")):
         target = out / "notebooks" / path.name
         t0 = time.perf_counter()
         params = dict(parameters or {})
