@@ -53,8 +53,12 @@ class ContextInitializer(nn.Module):
         self.target_fg = _param(feature_dim, flexible, 1.0)
         self.target_bg = _param(feature_dim, flexible, 0.0)
 
+    def context(self, ref: Tensor) -> Tensor:
+        """The context feature f̄ (B, C, 1, 1): the mean reference feature over all positions."""
+        return ref.mean(dim=(2, 3), keepdim=True)
+
     def forward(self, ref: Tensor) -> Tensor:
-        mean = ref.mean(dim=(2, 3), keepdim=True)
+        mean = self.context(ref)
         ff = (ref * ref).sum(1, keepdim=True)
         mm = (mean * mean).sum(1, keepdim=True)
         fm = (ref * mean).sum(1, keepdim=True)

@@ -144,3 +144,29 @@ class TestPostContribution:
         from gocor.lab.runs.analysis import post_contribution
         with pytest.raises(UserError, match="corr_post"):
             post_contribution(Matcher(matcher_config("corr")), n=1)
+
+
+class TestContextOver:
+    def test_uniform_weight_is_the_mean_and_the_block_restores_it(self):
+        from gocor.lab.runs.analysis import context_over
+        torch.manual_seed(0)
+        model = Matcher(matcher_config("global")).eval()
+        src, tgt = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+        with torch.no_grad():
+            before = model.global_volume(src, tgt)
+            with context_over(model, torch.ones(2, 1, 8, 8)):
+                same = model.global_volume(src, tgt)
+            one = torch.zeros(2, 1, 8, 8)
+            one[:, :, 0, 0] = 1.0
+            with context_over(model, one):
+                moved = model.global_volume(src, tgt)
+            after = model.global_volume(src, tgt)
+        assert torch.allclose(same, before, atol=1e-5) and torch.equal(after, before)
+        assert (moved - before).abs().max() > 1e-3
+
+    def test_needs_a_context_initializer(self):
+        from gocor.lab.errors import UserError
+        from gocor.lab.runs.analysis import context_over
+        with pytest.raises(UserError, match="context-aware"):
+            with context_over(Matcher(matcher_config("init_zeros")), torch.ones(1, 1, 8, 8)):
+                pass

@@ -13,6 +13,7 @@ import contextlib
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from ...module import gocor_modules
 from ..data.pairs import PairConfig
@@ -100,6 +101,48 @@ def post_contribution(model: Matcher, split: str = "large_motion", n: int = 32) 
     out = {f"{k}_relative_change": (d / v) ** 0.5 if v else 0.0 for k, (d, v) in seen.items()}
     out |= {f"{k}_readout_norm": float(m.readout.detach().norm()) for k, m in posts.items()}
     return out
+
+
+@contextlib.contextmanager
+def context_over(model: Matcher, weight: Tensor):
+    """Inside the block, the global context-aware initializer's f̄ is the mean reference feature
+    weighted by ``weight`` (B, 1, g, g) on the global grid instead of over all positions (an
+    intervention: it cuts one path by which a region can change the filters elsewhere)."""
+    init = getattr(model.global_gocor, "initializer", None)
+    if init is None or not hasattr(init, "context"):
+        raise UserError("context_over: the matcher's global level has no context-aware initializer")
+
+    def weighted(ref: Tensor) -> Tensor:
+        w = weight.to(ref)
+        return (ref * w).sum((2, 3), keepdim=True) / w.sum((2, 3), keepdim=True).clamp_min(1e-6)
+
+    init.context = weighted
+    try:
+        yield model
+    finally:
+        del init.context                # back to the class's method
+
+
+def object_coupling(model: Matcher, n: int | None = None) -> dict[str, float]:
+    """Is the image-mean feature of the context-aware initializer how a moving object degrades
+    the background? Background AEPE on the ``dynamic`` split (the pixels of
+    :func:`.evaluate.object_effect`): with the object, as trained; with the object but f̄ taken
+    over the background's cells only; and on the same pairs without the object."""
+    size = model.config.image_size
+    cfg = PairConfig(size=size, photometric=False)
+    with_obj = held_out_split("dynamic", cfg, n)
+    without = held_out_split("dynamic_without_objects", cfg, n)
+    background = with_obj["mask"] & ~with_obj["object"] & without["mask"]
+    g = model.config.global_cells
+    outside = 1 - torch.nn.functional.adaptive_avg_pool2d(with_obj["object"][:, None].float(), g)
+    pairs = {**with_obj, "mask": background, "object": torch.zeros_like(background)}
+    with torch.no_grad():
+        trained = evaluate(model, pairs, batch_size=len(background))["aepe"]
+        with context_over(model, outside):
+            masked = evaluate(model, pairs, batch_size=len(background))["aepe"]
+        clean = evaluate(model, {**without, "mask": background}, batch_size=len(background))["aepe"]
+    return {"background_with_object": trained, "background_with_object_context_masked": masked,
+            "background_without_object": clean}
 
 
 def _cached(path: Path, names: list[str]) -> dict | None:
