@@ -138,16 +138,19 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(tmp_path_factory):
     chromium, driver_path = _browser()
+    tmp = tmp_path_factory.mktemp("chromium")   # chromium's own temporary files, not /tmp's
     from selenium import webdriver
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 "--window-size=1400,1000", "--hide-scrollbars"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(options=options,
-                              service=webdriver.ChromeService(executable_path=driver_path))
+    options.add_argument(f"--user-data-dir={tmp / 'profile'}")
+    service = webdriver.ChromeService(executable_path=driver_path,
+                                      env=dict(os.environ, TMPDIR=str(tmp)))
+    driver = webdriver.Chrome(options=options, service=service)
     driver.set_script_timeout(30)
     try:
         yield driver
