@@ -170,7 +170,8 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
         t0 = time.perf_counter()
         params = dict(parameters or {})
         if fresh is not None and all_runs and path.name.startswith("06_"):
-            params["RESULTS"] = str(runs_dir.resolve())          # notebook 06 on the fresh runs
+            # notebook 06 on the fresh runs: its protocol-2 section, or its protocol-1 tables
+            params["PROTOCOL2" if folder(profile) == "protocol2" else "RESULTS"] = str(runs_dir.resolve())
         pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(NOTEBOOKS),
                             progress_bar=False, kernel_name="python3")
         wall = time.perf_counter() - t0
