@@ -36,13 +36,14 @@ def main() -> None:
     src = Path(args.src or ROOT / "build" / args.name)
     results, ckpts = ROOT / "data" / "results" / args.name, ROOT / "data" / "checkpoints" / args.name
     ship_seeds = None if args.name == "protocol2" else {0}            # None: every seed
-    analyze(src)
+    if args.name == "ablation":
+        analyze(src)            # protocol v2 ships its runs only (no steps curve / objectives yet)
     runs = load_runs(src)
     for old in result_paths(results):
         old.unlink()            # the shipped records this script wrote before
     for r in runs:
         write_json(results / f"{run_name(r['variant'], r['seed'])}.json", r)
-    for name in ("steps.json", "objectives.json"):
+    for name in ("steps.json", "objectives.json") if args.name == "ablation" else ():
         shutil.copyfile(src / name, results / name)
     for r in runs:
         if r["variant"] in TABLE6 and (ship_seeds is None or r["seed"] in ship_seeds):

@@ -116,7 +116,8 @@ def markdown(runs: list[dict]) -> str:
         for split in PRIMARY:
             s = step_line(runs, against, control, split)
             if s:
-                rows.append(fmt_step(s) + f" {question} ratio {s['ratio']:.2f} |")
+                row = fmt_step(s).replace(f"| `{s['a']}`", f"| {split}: `{s['a']}`", 1)
+                rows.append(row + f" {question} ratio {s['ratio']:.2f} |")
     if rows:
         parts += ["**Controls** (AEPE, px; the step is reference → control):", CONTROL_HEADER + "\n" + "\n".join(rows)]
     coarse = []
