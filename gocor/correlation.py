@@ -168,7 +168,7 @@ class LocalCorrelation:
     def windows(self) -> Tensor:
         """The scaled feature patch around every tile, (B·tiles, (T+2r)², C), built once."""
         if self._windows is None:
-            self._windows = _feature_windows(self.feat.detach(), self.radius, self.tile, self.scale)
+            self._windows = _feature_windows(self.feat.detach(), self.radius, self.tile) * self.scale
         return self._windows
 
     def apply(self, w: Tensor) -> Tensor:
@@ -279,30 +279,22 @@ def _grid(x: Tensor, t: int) -> tuple[int, int]:
     return -(-x.shape[-2] // t), -(-x.shape[-1] // t)
 
 
-def _feature_windows(feat: Tensor, r: int, t: int, scale: float = 1.0) -> Tensor:
-    """(B, C, H, W) -> (B·nh·nw, (t+2r)², C): the zero-padded features around each t×t tile,
-    times ``scale`` (in the same copy)."""
+def _feature_windows(feat: Tensor, r: int, t: int) -> Tensor:
+    """(B, C, H, W) -> (B·nh·nw, (t+2r)², C): the zero-padded features around each t×t tile."""
     b, c, h, w = feat.shape
     nh, nw = _grid(feat, t)
     s = t + 2 * r
     fp = F.pad(feat, (r, r + nw * t - w, r, r + nh * t - h)).permute(0, 2, 3, 1).contiguous()
     sb, sy, sx, _ = fp.stride()
-    return _scaled_copy(fp.as_strided((b, nh, nw, s, s, c), (sb, t * sy, t * sx, sy, sx, 1)),
-                        scale).view(b * nh * nw, s * s, c)
+    return fp.as_strided((b, nh, nw, s, s, c), (sb, t * sy, t * sx, sy, sx, 1)).reshape(b * nh * nw, s * s, c)
 
 
-def _scaled_copy(x: Tensor, scale: float) -> Tensor:
-    """``x * scale`` (``x`` itself copied when scale is 1) into a new contiguous tensor: one pass."""
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    return out.copy_(x) if scale == 1.0 else torch.mul(x, scale, out=out)
-
-
-def _filter_tiles(w: Tensor, t: int, scale: float = 1.0) -> Tensor:
-    """(B, C, H, W) -> (B·nh·nw, t², C), zero beyond the image, times ``scale`` (in the same copy)."""
+def _filter_tiles(w: Tensor, t: int) -> Tensor:
+    """(B, C, H, W) -> (B·nh·nw, t², C), zero beyond the image."""
     b, c, h, wd = w.shape
     nh, nw = _grid(w, t)
     wp = _pad_to(w, nh * t, nw * t)
-    return _scaled_copy(wp.view(b, c, nh, t, nw, t).permute(0, 2, 4, 3, 5, 1), scale).view(b * nh * nw, t * t, c)
+    return wp.view(b, c, nh, t, nw, t).permute(0, 2, 4, 3, 5, 1).reshape(b * nh * nw, t * t, c)
 
 
 def _untile(x: Tensor, b: int, h: int, w: int, t: int) -> Tensor:
@@ -344,7 +336,7 @@ def _local_feat_grad(op: LocalCorrelation, w: Tensor, scores: Tensor, pairs: Ten
     nh, nw = _grid(w, t)
     s = t + 2 * r
     pairs = op.scores_to_pairs(scores) if pairs is None else pairs
-    grad = torch.bmm(pairs, _filter_tiles(w, t, op.scale))
+    grad = torch.bmm(pairs, _filter_tiles(w, t) * op.scale)
     grad = grad.view(b, nh, nw, s, s, c).permute(0, 1, 3, 2, 4, 5)          # (B, nh, sy, nw, sx, C)
     # overlap-add of the windows: rows/columns [0, t) stay in their tile, [t, t+2r) spill into the next
     out = w.new_empty(b, nh + 1, t, nw + 1, t, c)
