@@ -1,0 +1,14 @@
+"""scripts/time_train_step.py: both variants timed in one process, ratios to the first."""
+import runpy
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "time_train_step.py"
+
+
+def test_times_both_variants_interleaved(capsys):
+    main = runpy.run_path(str(SCRIPT))["main"]
+    result = main(["--variants", "corr", "global_lr", "--profile", "tiny", "--rounds", "2", "--warmup", "1"])
+    assert list(result) == ["corr", "global_lr"]
+    assert result["corr"]["ratio"] == 1.0 and all(r["ms"] > 0 for r in result.values())
+    out = capsys.readouterr().out
+    assert "global_lr" in out and "x corr" in out and "median of 2 interleaved rounds" in out
