@@ -13,6 +13,8 @@ from pathlib import Path
 
 from . import report
 from .report import joint_verdict, seed_values, step_bootstrap, step_interval
+from .stats import paired_difference
+from .variants import parse_run_name
 from .variants import TABLE6
 
 PRIMARY = ("large_motion", "motorcycle")
@@ -149,6 +151,25 @@ def markdown(runs: list[dict]) -> str:
                   "the object − without it, on the same pixels of the same pairs; mean over seeds, 95% t-CI):",
                   "| variant | object pixels | pairs | with − without (px) | seeds |\n|---|---|---:|---:|---:|\n"
                   + "\n".join(dose)]
+    coupling = FOLDER / "object_coupling.json"
+    if coupling.exists() and runs:
+        from ..files import read_json
+        rows = []
+        data = read_json(coupling)["runs"]
+        for v in report.variants_present(runs):
+            seeds = {parse_run_name(k)[1]: c for k, c in data.items() if parse_run_name(k)[0] == v}
+            if not seeds:
+                continue
+            trained = {s: c["background_with_object"] - c["background_without_object"] for s, c in seeds.items()}
+            masked = {s: c["background_with_object_context_masked"] - c["background_without_object"]
+                      for s, c in seeds.items()}
+            d = paired_difference(trained, masked)
+            rows.append(f"| `{v}` | {len(seeds)} | {statistics.mean(trained.values()):+.3f} | "
+                        f"{statistics.mean(masked.values()):+.3f} | {d.fmt(3)} |")
+        parts += ["**Is it the image-mean feature?** (`dynamic` background: with − without the object, as trained "
+                  "and with the initializer's f̄ over the background's cells only; `scripts/object_coupling.py`):",
+                  "| variant | seeds | as trained (px) | f̄ over background (px) | masked − trained (95% t-CI) |\n"
+                  "|---|---:|---:|---:|---:|\n" + "\n".join(rows)]
     wall = [f"`{v}` {statistics.median(r['wall_time_s'] for r in runs if r['variant'] == v):.0f} s"
             for v in report.variants_present(runs)]
     parts.append("Compute (median training wall time per run, 2-core CPU): " + ", ".join(wall) + ".")
