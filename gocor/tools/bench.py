@@ -110,8 +110,10 @@ def needed_flops(name: str, batch: int, channels: int) -> float:
     correlation pass (apply, transpose, or the gradient wrt the features) costs 2·B·C·N·M for N
     filters and M partners each (local: M = (2r+1)²); correlation is 3 passes, GOCor's unrolled
     steps 6·steps + 6 (forward 2·steps + 2, the reverse pass twice that), plus the query loss
-    in its cheaper exact form (:func:`gocor.query_loss.query_loss_flops`). The initializers'
-    few FLOPs and every elementwise one are left out."""
+    in its cheaper exact form: the Gram form as :func:`gocor.query_loss.query_loss_flops` counts
+    it, the volume form at its forward and one transposed product per application (half that
+    count: a written-out reverse pass shares the rest, so a floor may not count it). The
+    initializers' few FLOPs and every elementwise one are left out."""
     from ..query_loss import query_loss_flops
     case = CASES[name]
     c, n = case.get("channels", channels), case["size"] ** 2
@@ -123,7 +125,8 @@ def needed_flops(name: str, batch: int, channels: int) -> float:
     total = (6 * steps + 6) * per_pass
     if case["kind"] == "global":             # GLU-Net-GOCor's prior: 3x3, 16 channels
         size = (case["size"], case["size"])
-        total += min(query_loss_flops(form, batch, c, size, size, 3, 16, steps) for form in ("gram", "volume"))
+        args = (batch, c, size, size, 3, 16, steps)
+        total += min(query_loss_flops("gram", *args), query_loss_flops("volume", *args) / 2)
     return total
 
 
