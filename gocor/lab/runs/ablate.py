@@ -20,16 +20,22 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..data.pairs import PairConfig
 from ..data.pool import load_pool
-from ..data.splits import HELD_OUT_SPLITS
+from ..data.splits import HELD_OUT_SPLITS, held_out_split
 from ..device import default_device
 from ..errors import UserError
 from ..files import write_json
-from .evaluate import evaluate_checkpoint, load_matcher, object_effect
+from .evaluate import evaluate, load_matcher, object_effect
 from .results import SCHEMA, commit_info, read_result
 from .train import recorded_config, run_config, train
 from .variants import TABLE6, run_name
 
+
+
+def _rounded(per_pair: dict[str, list[float]]) -> dict[str, list[float | None]]:
+    """Per-pair lists as a record keeps them: 4 decimals, None where undefined (NaN)."""
+    return {k: [None if x != x else round(x, 4) for x in v] for k, v in per_pair.items()}
 
 
 def default_splits(profile: str) -> tuple[str, ...]:
@@ -58,17 +64,17 @@ def run_variant(name: str, seed: int, profile: str, out: str | Path, device: str
     code = commit_info()                    # the code the run starts with
     summary = train(cfg, run_dir, resume=True, device=device, progress=progress, pool_cache=Path(out) / "pairs")
     splits = default_splits(profile) if splits is None else splits
-    metrics = {split: evaluate_checkpoint(run_dir / "last.pt", split, device=device, per_pair=True) for split in splits}
+    model = load_matcher(run_dir / "last.pt", device)[0]              # loaded once for every split
+    pairs = PairConfig(size=model.config.image_size, photometric=False)
+    metrics = {split: evaluate(model, held_out_split(split, pairs), per_pair=True) for split in splits}
     result = {"schema": SCHEMA, "variant": name, "seed": seed, "profile": profile, "train_config": asdict(cfg),
               "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
-              # every pair's metrics, 4 decimals, None where undefined (for statistics over pairs)
-              "per_pair": {s: {k: [None if x != x else round(x, 4) for x in v] for k, v in m["per_pair"].items()} for s, m in metrics.items()},
+              "per_pair": {s: _rounded(m["per_pair"]) for s, m in metrics.items()},
               "history": summary["history"], "wall_time_s": round(summary["wall_time"], 1),
               "device": str(default_device(device)), **code}
     if "dynamic" in splits:     # the background beside a moving object, with and without it, per pair
-        effect = object_effect(load_matcher(run_dir / "last.pt", device)[0], per_pair=True)
-        effect["per_pair"] = {k: [None if x != x else round(x, 4) for x in v] for k, v in effect["per_pair"].items()}
-        result["object_effect"] = effect
+        effect = object_effect(model, per_pair=True)
+        result["object_effect"] = effect | {"per_pair": _rounded(effect["per_pair"])}
     write_json(result_path, result)
     return result
 
