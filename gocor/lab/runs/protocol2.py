@@ -24,6 +24,7 @@ RUN_SPLITS = PRIMARY + (VALIDATION,) + SECONDARY          # every protocol-v2 ru
 PROFILE = "large"
 # (control, against, what it asks)
 CONTROLS = (("no_global", "corr", "the global level removed: is it needed on large motion?"),
+            ("gocor_no_global", "gocor", "the same for the GOCor matcher: is its global level needed?"),
             ("gocor_0step", "gocor", "0 solver steps, trained: does the optimization itself help?"),
             ("corr_post", "corr", "correlation + a learned 4D post-processing: capacity alone?"),
             ("gocor_frozen", "gocor", "the objective frozen at its initialization: must it be learned?"))

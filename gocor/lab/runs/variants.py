@@ -48,6 +48,8 @@ VARIANTS: dict[str, Variant] = {
                            global_gocor={"num_iter": 0}, local_gocor={"num_iter": 0}),
     "no_global": Variant("corr without its global level (the local levels start from zero flow): is it needed?",
                          global_flow=False),
+    "gocor_no_global": Variant("gocor without its global level (local GOCor from zero flow): does GOCor need it?",
+                               local_gocor={}, global_flow=False),
 }
 TABLE6 = ("corr", "global_lr", "global", "gocor")
 
