@@ -9,7 +9,8 @@
     python scripts/ship_ablation.py [--from build/ablation]
 
 Protocol v2 (``--name protocol2``): into data/results/protocol2/ and data/checkpoints/protocol2/,
-the weights of every seed of the Table-6 variants.
+the weights of every seed of the Table-6 variants. Its runs are added a few at a time, so the
+records of runs that are not in the source folder stay (a run in it replaces its record).
 """
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ def main() -> None:
     if args.name == "ablation":
         analyze(src)            # protocol v2 ships its runs only (no steps curve / objectives yet)
     runs = load_runs(src)
-    for old in result_paths(results):
-        old.unlink()            # the shipped records this script wrote before
+    if args.name == "ablation":
+        for old in result_paths(results):
+            old.unlink()        # the shipped records this script wrote before
+    kept = [p for p in result_paths(results) if p.stem not in {run_name(r["variant"], r["seed"]) for r in runs}]
     for r in runs:
         write_json(results / f"{run_name(r['variant'], r['seed'])}.json", r)
     for name in ("steps.json", "objectives.json") if args.name == "ablation" else ():
@@ -52,7 +55,8 @@ def main() -> None:
             ship_run(src / name, r, pt, f"python -m gocor ablate --profile {r['profile']} --variants "
                                         f"{r['variant']} --seeds {r['seed'] + 1}")
             print(f"{pt.relative_to(ROOT)}: {pt.stat().st_size / 1e6:.1f} MB")
-    print(f"{len(runs)} runs shipped into {results.relative_to(ROOT)}")
+    print(f"{len(runs)} runs shipped into {results.relative_to(ROOT)}"
+          + (f"; {len(kept)} shipped records not in {src} kept" if kept else ""))
 
 
 if __name__ == "__main__":

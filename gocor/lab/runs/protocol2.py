@@ -14,7 +14,7 @@ from pathlib import Path
 from . import report
 from .report import joint_verdict, seed_values, step_bootstrap, step_interval
 from .stats import paired_difference
-from .variants import parse_run_name
+from .variants import parse_run_name, variant
 from .variants import TABLE6
 
 PRIMARY = ("large_motion", "motorcycle")
@@ -123,8 +123,21 @@ def markdown(runs: list[dict]) -> str:
                 rows.append(row + f" {question} ratio {s['ratio']:.2f} |")
     if rows:
         parts += ["**Controls** (AEPE, px; the step is reference → control):", CONTROL_HEADER + "\n" + "\n".join(rows)]
+    post = FOLDER / "post_contribution.json"
+    if post.exists() and runs:
+        from ..files import read_json
+        data = read_json(post)["runs"]
+        keys = sorted({k for c in data.values() for k in c})
+        parts += ["**Does `corr_post` learn?** (how far each learned 4D post-processing moves its volume, "
+                  "‖V′ − V‖ / ‖V‖ on 32 `large_motion` pairs, and its readout's norm; 0: plain correlation; "
+                  "`scripts/post_contribution.py`):",
+                  "| run | " + " | ".join(keys) + " |\n|---|" + "---:|" * len(keys) + "\n"
+                  + "\n".join(f"| `{run}` | " + " | ".join(f"{c[k]:.4f}" for k in keys) + " |"
+                               for run, c in sorted(data.items()))]
     coarse = []
     for v in report.variants_present(runs):
+        if not variant(v).global_flow:      # its global volume feeds nothing: no metric of a volume it uses
+            continue
         for split in PRIMARY:
             acc = report.values(runs, v, split, "coarse_acc")
             chance = report.values(runs, v, split, "chance_coarse_acc")
@@ -132,7 +145,7 @@ def markdown(runs: list[dict]) -> str:
                 coarse.append(f"| `{v}` | {split} | {report.fmt(acc)} | {statistics.mean(chance):.3f} |")
     if coarse:
         parts += ["**The global volume's argmax** (share of valid cells on the true 8×8 cell; chance: a random "
-                  "volume on the same grid):", "| variant | split | coarse_acc | chance |\n|---|---|---:|---:|\n"
+                  "volume on the same grid; variants without a global level left out):", "| variant | split | coarse_acc | chance |\n|---|---|---:|---:|\n"
                   + "\n".join(coarse)]
     dyn = []
     for v in report.variants_present(runs):
