@@ -111,9 +111,11 @@ class TestPerPairMetrics:
 
 
 class TestControls:
-    def test_no_global_starts_from_zero_flow(self):
+    @pytest.mark.parametrize("name", ["no_global", "gocor_no_global"])
+    def test_no_global_starts_from_zero_flow(self, name):
         torch.manual_seed(0)
-        model = Matcher(matcher_config("no_global")).eval()
+        model = Matcher(matcher_config(name)).eval()
+        assert (model.global_gocor is None) and ((model.local_gocor is not None) == (name == "gocor_no_global"))
         x = torch.rand(2, 3, 64, 64)
         with torch.no_grad():
             flows = model(x, x.flip(-1))
