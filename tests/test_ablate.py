@@ -46,18 +46,24 @@ def test_runs_are_cached_and_tabulated(tmp_path):
 def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path):
     cfg = run_config("global_lr", "tiny", 0)
     train(cfg, tmp_path / "global_lr-seed0", device="cpu", progress=False, stop_after=3)    # killed
-    resumed = run_variant("global_lr", 0, "tiny", tmp_path, device="cpu", progress=False)
+    # the weights are compared: one split evaluated (all of them: test_runs_are_cached_and_tabulated)
+    resumed = run_variant("global_lr", 0, "tiny", tmp_path, device="cpu", progress=False, splits=("standard",))
     train(cfg, tmp_path / "whole", device="cpu", progress=False)
     a = torch.load(tmp_path / "global_lr-seed0" / "last.pt", map_location="cpu", weights_only=True)["model"]
     b = torch.load(tmp_path / "whole" / "last.pt", map_location="cpu", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a) and resumed["train_config"] == asdict(cfg)
 
 
-def test_cli_lists_and_rejects(tmp_path):
-    listed = subprocess.run([sys.executable, "-m", "gocor", "ablate", "--list"], capture_output=True, text=True, check=True)
-    assert all(name in listed.stdout for name in VARIANTS)
-    bad = subprocess.run([sys.executable, "-m", "gocor", "ablate", "--variants", "nope"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+def test_cli_lists_and_rejects(tmp_path, capsys):
+    # the command line in this process (``python -m gocor`` itself runs as a subprocess in
+    # test_runs' help test and test_train_eval's evaluate tests)
+    from gocor.tools.cli import main
+    main(["ablate", "--list"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in VARIANTS)
+    with pytest.raises(SystemExit) as exc:
+        main(["ablate", "--variants", "nope"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown variant"):
         run_variant("nope", 0, "tiny", tmp_path)
 
@@ -76,7 +82,8 @@ def test_capacity_matched_control_adds_about_gocors_parameters_and_starts_as_cor
 
 def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
     from gocor.lab.models.parameters import objective_parameters
-    result = run_variant("gocor_frozen", 0, "tiny", tmp_path, device="cpu", progress=False)
+    result = run_variant("gocor_frozen", 0, "tiny", tmp_path, device="cpu", progress=False,
+                         splits=("standard",))      # the weights are what is tested: one split
     assert result["train_config"]["objective_lr_scale"] == 0.0
     trained = Matcher(matcher_config("gocor"))
     trained.load_state_dict(torch.load(tmp_path / "gocor_frozen-seed0" / "last.pt", map_location="cpu",
@@ -91,7 +98,9 @@ def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
 
 def test_analysis_steps_curve_and_learned_objectives(tmp_path):
     from gocor.lab.runs.analysis import analyze, solver_steps
-    ablate(("corr", "gocor"), seeds=1, profile="tiny", out=tmp_path, device="cpu", progress=False)
+    # analyze() loads the checkpoints and evaluates them itself: the runs' own records on one split
+    ablate(("corr", "gocor"), seeds=1, profile="tiny", out=tmp_path, device="cpu", progress=False,
+           splits=("standard",))
     res = analyze(tmp_path, device="cpu", steps=(0, 1, 3), splits=("standard", "dynamic"))
     curve = res["steps"]["runs"]["gocor-seed0"]
     assert set(curve) == {"standard", "dynamic"} and res["steps"]["steps"] == [0, 1, 3]
@@ -120,7 +129,9 @@ class TestFanOut:
         return [drop(r) for r in a] == [drop(r) for r in b]
 
     def test_two_local_workers_equal_the_sequential_run(self, tmp_path):
-        runs = dict(variants=("corr",), seeds=2, profile="ci", device="cpu", progress=False, steps=2,
+        # the tiny profile: its 12-pair pool is made at once (the ci profile's 480 pairs take ~2 s,
+        # made twice: here and in the sequential process); the fan-out does not depend on the pool
+        runs = dict(variants=("corr",), seeds=2, profile="tiny", device="cpu", progress=False, steps=2,
                     splits=("standard",), threads=1)
         # the sequential baseline in a fresh process too: in this one, earlier tests have warmed
         # torch's CPU kernels at another thread count, which can change float rounding
