@@ -139,20 +139,26 @@ def _pairs_file(tmp_path, name, **changes):
     return tmp_path / name
 
 
-def _cli_error(checkpoint, pairs):
-    cli = subprocess.run([sys.executable, "-m", "gocor", "evaluate", "--checkpoint", str(checkpoint),
-                          "--pairs", str(pairs)], capture_output=True, text=True)
-    assert cli.returncode == 2 and "Traceback" not in cli.stderr and cli.stdout == "", cli.stderr
-    return cli.stderr
+def _cli_error(capsys, checkpoint, pairs):
+    """``gocor evaluate`` in this process: exit status 2, the message on stderr, nothing on stdout;
+    any other exception (a traceback) escapes and fails the test. The same command as a
+    subprocess (``python -m gocor``, its exit status and stderr): test_checkpoint_errors_name_the_file."""
+    from gocor.tools.cli import main
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--checkpoint", str(checkpoint), "--pairs", str(pairs)])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == "" and "Traceback" not in err, err
+    return err
 
 
-def test_bad_pairs_files_get_clear_errors(tmp_path, tiny_run):
+def test_bad_pairs_files_get_clear_errors(tmp_path, tiny_run, capsys):
     flow = np.zeros((2, 16, 16, 2), np.float32)
     flow[0, 3, 4, 0] = np.nan
     nan_file = _pairs_file(tmp_path, "nanflow.npz", flow=flow)
     with pytest.raises(ValueError, match=r"nanflow.npz: flow is not finite .* at 1 valid pixels"):
         load_pairs(nan_file, 64)
-    err = _cli_error(tiny_run, nan_file)
+    err = _cli_error(capsys, tiny_run, nan_file)
     assert "nanflow.npz" in err and "flow" in err and "NaN" in err
     masked = np.ones((2, 16, 16), bool)
     masked[0, 3, 4] = False                               # NaN where the mask is off is fine
@@ -162,19 +168,19 @@ def test_bad_pairs_files_get_clear_errors(tmp_path, tiny_run):
     floats = _pairs_file(tmp_path, "float_images.npz", source=np.full((2, 16, 16, 3), 0.5, np.float32))
     with pytest.raises(ValueError, match="float_images.npz: source has dtype float32, expected uint8"):
         load_pairs(floats, 64)
-    assert "uint8" in _cli_error(tiny_run, floats)
+    assert "uint8" in _cli_error(capsys, tiny_run, floats)
 
     text = tmp_path / "notes.npz"
     text.write_text("these are my notes, not arrays\n")
     with pytest.raises(ValueError, match="notes.npz: not an .npz archive"):
         load_pairs(text, 64)
-    err = _cli_error(tiny_run, text)
+    err = _cli_error(capsys, tiny_run, text)
     assert "not an .npz archive" in err and "allow_pickle" not in err
 
     empty = _pairs_file(tmp_path, "empty_mask.npz", mask=np.zeros((2, 16, 16), bool))
     with pytest.raises(ValueError, match="empty_mask.npz: no valid pixel in mask"):
         load_pairs(empty, 64)
-    assert "empty_mask.npz: no valid pixel" in _cli_error(tiny_run, empty)
+    assert "empty_mask.npz: no valid pixel" in _cli_error(capsys, tiny_run, empty)
 
 
 @pytest.mark.parametrize("size", [96, 128])
