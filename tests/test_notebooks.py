@@ -40,20 +40,27 @@ def test_committed_notebook_is_clean(path):
     assert any(o for c in code for o in c.get("outputs", []) if "image/png" in o.get("data", {})), "has figures"
 
 
-def _run_nbval(tmp_path, stored: str) -> int:
+def _probe(tmp_path, name: str, stored: str) -> Path:
+    """A one-cell notebook whose checked cell prints 4.2, stored as having printed ``stored``."""
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(round(6 * 7 / 10, 1))")
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored)]
     cell.execution_count = 1
     nb.cells = [cell]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = tmp_path / f"probe_{abs(hash(stored))}.ipynb"
+    path = tmp_path / f"{name}.ipynb"
     nbformat.write(nb, path)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                           "--nbval-sanitize-with", str(SANITIZE), str(path)],
-                          capture_output=True, text=True, cwd=tmp_path).returncode
+    return path
 
 
 def test_nbval_fails_on_a_wrong_stored_value(tmp_path):
-    assert _run_nbval(tmp_path, "4.2\n") == 0
-    assert _run_nbval(tmp_path, "4.3\n") != 0
+    """Both probes in one nbval run (one pytest start): the right stored value passes, the wrong
+    one fails, each by its own test id."""
+    right, wrong = _probe(tmp_path, "probe_right", "4.2\n"), _probe(tmp_path, "probe_wrong", "4.3\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+                          "--rootdir", str(tmp_path), "--nbval-lax", "--nbval-sanitize-with", str(SANITIZE),
+                          right.name, wrong.name], capture_output=True, text=True, cwd=tmp_path)
+    outcomes = {line.split()[1].split("::")[0]: line.split()[0] for line in run.stdout.splitlines()
+                if line.startswith(("PASSED ", "FAILED ", "ERROR "))}
+    assert outcomes == {right.name: "PASSED", wrong.name: "FAILED"}, run.stdout[-2000:]
+    assert run.returncode == 1
