@@ -29,6 +29,9 @@ def test_fold_is_the_adjoint_of_patches(k, device):
     y = torch.randn(2, 24, k * k * 3, dtype=torch.float64, device=device)
     lhs, rhs = (patches(x, k) * y).sum(), (x * fold_patches(y, (4, 6), k)).sum()
     assert abs(lhs - rhs) / abs(lhs) < 1e-12
+    # the derivatives on one image of 2 channels (same grid, so the same borders): numerical
+    # Jacobians cost (inputs x outputs), 9x less than on the 2 images of 3 channels above
+    x, y = x[:1, :2].clone(), y[:1].view(1, 24, k * k, 3)[..., :2].reshape(1, 24, k * k * 2).clone()
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda x: patches(x, k), x)
     assert torch.autograd.gradgradcheck(lambda y: fold_patches(y, (4, 6), k), y.requires_grad_(True))
