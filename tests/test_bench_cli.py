@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from gocor.tools.bench import CASES, format_table, run_case
@@ -26,16 +27,19 @@ def test_run_case_measures_every_layer():
     assert table.count("\n| ") == len(CASES) + 1 and "GlobalGOCor" in table
 
 
-def test_train_cli_and_resume(tmp_path):
+def test_train_cli_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "gocor", "train", "--profile", "tiny", "--run-dir", str(out), "--no-progress",
-           "--device", "cpu"]
-    first = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    args = ["train", "--profile", "tiny", "--run-dir", str(out), "--no-progress", "--device", "cpu"]
+    first = subprocess.run([sys.executable, "-m", "gocor", *args], capture_output=True, text=True, check=True)
     assert json.loads(first.stdout.strip().splitlines()[-1])["steps"] == 6
-    again = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, check=True)
-    assert json.loads(again.stdout.strip().splitlines()[-1])["steps"] == 6
-    bad = subprocess.run(cmd[:-2] + ["--variant", "nope"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr and "global_lr" in bad.stderr
+    # the resume and the refusal in this process (one start of python -m gocor is enough)
+    from gocor.tools.cli import main
+    main(args + ["--resume"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 6
+    with pytest.raises(SystemExit) as bad:
+        main(args[:-2] + ["--variant", "nope"])
+    err = capsys.readouterr().err
+    assert bad.value.code == 2 and "invalid choice: 'nope'" in err and "global_lr" in err
 
 
 def test_matcher_rows_and_their_table():
