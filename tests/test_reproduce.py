@@ -51,6 +51,21 @@ def test_seed_check_compares_run_by_run():
     assert text.startswith("**Not reproduced") and abs(worst - 0.04) < 1e-9 and "not shipped" in text
 
 
+def test_seed_check_never_says_reproduced_without_a_comparison():
+    """A fresh run with no shipped twin (another profile, variant or seed) is named in the verdict
+    line, and with nothing compared at all the verdict is not "Reproduced"."""
+    shipped = [_run("corr", 0, 3.0)]
+    text, worst = rp.seed_check([_run("corr", 0, 3.0, profile="full")], shipped)
+    verdict = text.split("\n")[0]
+    assert verdict.startswith("**Nothing checked**") and "`corr-seed0` (full)" in verdict and worst == 0.0
+    text, _ = rp.seed_check([_run("corr", 0, 3.0), _run("gocor", 0, 2.0)], shipped)
+    verdict = text.split("\n")[0]
+    assert verdict.startswith("**Reproduced**: every metric of every checked fresh run")
+    assert "`gocor-seed0` (quick)" in verdict
+    text, _ = rp.seed_check([_run("corr", 0, 3.0)], shipped)
+    assert "Not checked" not in text and "every fresh run" in text
+
+
 def test_estimate_from_shipped_wall_times(tmp_path):
     shipped = [_run("corr", s, 3.0, wall=w) for s, w in ((0, 90.0), (1, 100.0), (2, 700.0))]
     shipped.append(_run("gocor", 0, 2.0, wall=260.0))

@@ -96,14 +96,16 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] |
                tol: float = 1e-4) -> tuple[str, float]:
     """Markdown: every fresh run against the shipped run of the same variant and seed, metric by
     metric (on ``splits``, default every split the fresh run has), and the largest relative
-    difference |fresh − shipped| / max(|shipped|, 1e-3)."""
+    difference |fresh − shipped| / max(|shipped|, 1e-3). The verdict says "Reproduced" only when
+    at least one metric was compared, and names the fresh runs with no shipped run to check."""
     from ..lab.runs.variants import run_name
     by_run = {(r["variant"], r["seed"], r["profile"]): r for r in shipped}
     lines = ["| run | split | metric | fresh | shipped | rel. difference |", "|---|---|---|---:|---:|---:|"]
-    worst = 0.0
+    worst, compared, unchecked = 0.0, 0, []
     for r in fresh:
         s = by_run.get((r["variant"], r["seed"], r["profile"]))
         if s is None:
+            unchecked.append(f"`{run_name(r['variant'], r['seed'])}` ({r['profile']})")
             lines.append(f"| `{run_name(r['variant'], r['seed'])}` | – | – | – | not shipped | – |")
             continue
         for split in (splits or tuple(r["metrics"])):
@@ -113,13 +115,20 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] |
                     continue
                 rel = abs(value - ref) / max(abs(ref), 1e-3)
                 worst = max(worst, rel)
+                compared += 1
                 if key in ("aepe", "pck5", "f1", "coarse_acc"):
                     lines.append(f"| `{run_name(r['variant'], r['seed'])}` | {split} | {key} | {value:.6f} | "
                                  f"{ref:.6f} | {rel:.1e} |")
-    verdict = (f"**Reproduced**: every metric of every fresh run equals the shipped one within a relative "
-               f"{worst:.1e} (tolerance {tol:.0e})." if worst <= tol else
-               f"**Not reproduced to float rounding**: the largest relative difference from the shipped runs "
-               f"is {worst:.1e} (tolerance {tol:.0e}); the table shows where.")
+    not_shipped = (f" Not checked, no shipped run of the same variant, seed and profile: "
+                   f"{', '.join(unchecked)}." if unchecked else "")
+    if not compared:
+        verdict = f"**Nothing checked**: no fresh run has a shipped metric to compare with.{not_shipped}"
+    elif worst <= tol:
+        verdict = (f"**Reproduced**: every metric of every {'checked ' if unchecked else ''}fresh run equals "
+                   f"the shipped one within a relative {worst:.1e} (tolerance {tol:.0e}).{not_shipped}")
+    else:
+        verdict = (f"**Not reproduced to float rounding**: the largest relative difference from the shipped "
+                   f"runs is {worst:.1e} (tolerance {tol:.0e}); the table shows where.{not_shipped}")
     return verdict + "\n\n" + "\n".join(lines), worst
 
 
