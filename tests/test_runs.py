@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from gocor.lab.errors import UserError
 from gocor.lab.files import atomic_write, read_json, write_json
@@ -163,6 +164,42 @@ class TestCommandLine:
                 main(argv)
             assert exc.value.code == 2 and said in capsys.readouterr().err
         assert issubclass(CheckpointError, UserError)
+
+    def test_bad_arguments_are_user_errors_before_any_work(self, tmp_path, capsys):
+        """Each of these ends with exit status 2 and a message naming the argument, before any
+        training (no traceback, no silent no-op, no overwritten run)."""
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "last.pt").write_bytes(b"a finished run")
+        (tmp_path / "afile").write_text("x")
+        train = ["train", "--profile", "tiny", "--no-progress", "--device", "cpu", "--run-dir"]
+        cases = ((train + [str(tmp_path / "run")], "pass --resume"),
+                 (train + [str(tmp_path / "afile")], "not a folder"),
+                 (["ablate", "--profile", "tiny", "--seeds", "0", "--runs-dir", str(tmp_path)], "--seeds must be 1"),
+                 (["ablate", "--profile", "tiny", "--jobs", "0", "--runs-dir", str(tmp_path)], "--jobs must be 1"),
+                 (["ablate", "--profile", "tiny", "--slurm", "gpus", "--runs-dir", str(tmp_path)], "KEY=VALUE"),
+                 (["reproduce", "--seeds", "-1", "--build-dir", str(tmp_path)], "--seeds must be 1"),
+                 (["volume-experiment", "--seeds", "0"], "--seeds must be 1"),
+                 (["bench", "--batch", "0"], "--batch must be 1"),
+                 (["evaluate", "--checkpoint", "x.pt", "--device", "tpu"], "device 'tpu': not a device"))
+        for argv, said in cases:
+            with pytest.raises(SystemExit) as exc:
+                main(argv)
+            err = capsys.readouterr().err
+            assert exc.value.code == 2 and said in err, (argv, err)
+        assert (tmp_path / "run" / "last.pt").read_bytes() == b"a finished run"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "run"]
+
+    @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where CUDA is absent")
+    def test_cuda_asked_for_where_there_is_none(self, capsys):
+        from gocor.lab.device import default_device
+        with pytest.raises(UserError, match="CUDA is not available here"):
+            default_device("cuda")
+        assert default_device("cpu") == torch.device("cpu")
+        checkpoint = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "gocor.pt"
+        with pytest.raises(SystemExit) as exc:     # was: "not a readable checkpoint (truncated ...)"
+            main(["evaluate", "--checkpoint", str(checkpoint), "--device", "cuda"])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and "CUDA is not available" in err and "checkpoint" not in err
 
     def test_split_and_pairs_are_exclusive(self, capsys):
         with pytest.raises(SystemExit) as exc:

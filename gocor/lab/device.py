@@ -4,12 +4,29 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .errors import UserError
+
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` when given, else CUDA when available, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` when given, else CUDA when available, else CPU. A device that is not a device
+    name, or a CUDA device this machine does not have, is a :class:`UserError` naming it (not a
+    traceback from deep inside torch, nor a checkpoint "not readable" because its tensors could
+    not be mapped there)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"device {device!r}: not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {str(device)!r}: CUDA is not available here (torch {torch.__version__}, "
+                            f"{'built without CUDA' if torch.version.cuda is None else 'no GPU found'}); "
+                            f"use --device cpu or leave --device out")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
+                            f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    return dev
 
 
 @torch.no_grad()

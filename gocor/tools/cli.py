@@ -28,6 +28,26 @@ def _add_steps(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--steps", type=int, help=f"training steps (default: {what}; 0 evaluates the initial model)")
 
 
+def _at_least(args, name: str, least: int) -> None:
+    """A UserError naming ``--NAME`` when ``args.NAME`` is given and below ``least``."""
+    value = getattr(args, name.replace("-", "_"))
+    if value is not None and value < least:
+        from ..lab.errors import UserError
+        raise UserError(f"--{name} must be {least} or more, got {value}")
+
+
+def _run_dir(path: str, resume: bool) -> None:
+    """A run folder is a folder, and a finished or interrupted run in it is only continued on
+    purpose (``--resume``), never overwritten by a fresh run."""
+    from ..lab.errors import UserError
+    run_dir = Path(path)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--run-dir {path}: exists and is not a folder")
+    if not resume and (run_dir / "last.pt").exists():
+        raise UserError(f"--run-dir {path}: holds a run (last.pt); pass --resume to continue it, or "
+                        f"choose another --run-dir (it is not overwritten)")
+
+
 def _steps(args) -> dict:
     """``{"steps": N}`` when --steps was given (0 included), else nothing."""
     if args.steps is None:
@@ -40,6 +60,8 @@ def _steps(args) -> dict:
 
 def _bench(args) -> None:
     from .bench import format_matchers, format_table, run_all
+    _at_least(args, "batch", 1)
+    _at_least(args, "channels", 1)
     result = run_all(args.batch, args.channels)
     print(format_table(result), end="\n\n")
     print(format_matchers(result["matcher_rows"]))
@@ -59,6 +81,7 @@ def add_bench(sub) -> None:
 def _train(args) -> None:
     from ..lab.runs.train import run_config, train
     cfg = run_config(args.variant, args.profile, args.seed, **_steps(args))
+    _run_dir(args.run_dir, args.resume)
     result = train(cfg, args.run_dir, resume=args.resume, device=args.device, progress=not args.no_progress)
     print(json.dumps({k: v for k, v in result.items() if k != "history"} | {"final": result["history"][-1:]},
                      allow_nan=False))
@@ -104,6 +127,7 @@ def _volume_experiment(args) -> None:
     from ..lab.files import write_json
     from ..lab.runs.volume_experiment import VolumeExperimentConfig, run_all, summarize
     cfg = VolumeExperimentConfig(**_steps(args))
+    _at_least(args, "seeds", 1)
     save_dir = Path(args.json_out).parent if args.json_out else None
     results = run_all(cfg, tuple(args.layers), args.seeds, args.device, progress=not args.no_progress,
                       save_dir=save_dir)
@@ -137,11 +161,14 @@ def _ablate(args) -> None:
         for name, v in VARIANTS.items():
             print(f"{name:15s} {v.description}")
         return
+    from ..lab.errors import UserError
+    _at_least(args, "seeds", 1)
+    _at_least(args, "jobs", 1)
     slurm = {}
     for item in args.slurm or ():
         key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--slurm takes KEY=VALUE (submitit parameters), got {item!r}")
+        if not sep or not key:
+            raise UserError(f"--slurm takes KEY=VALUE (submitit parameters), got {item!r}")
         slurm[key] = int(value) if value.isdigit() else value
     from .reproduce import folder
     runs_dir = args.runs_dir or f"build/{folder(args.profile)}"
@@ -177,6 +204,7 @@ def add_ablate(sub) -> None:
 
 def _reproduce(args) -> None:
     from .reproduce import reproduce
+    _at_least(args, "seeds", 1)
     reproduce(args.build_dir, update=args.update, profile=args.profile, ablation=not args.no_ablation,
               variants=tuple(args.variants) if args.variants else None,
               seeds=tuple(range(args.seeds)) if args.seeds is not None else None, all_runs=args.all)
@@ -188,14 +216,17 @@ def add_reproduce(sub) -> None:
     p = sub.add_parser("reproduce", help="retrain the Table-6 variants (seed 0; --all: everything, hours) "
                                          "and check them against the shipped runs, then every notebook and a "
                                          "summary, into build/ (resumable)")
-    p.add_argument("--build-dir", default="build", help="ablation/, notebooks/, figures/ and summary.md go here")
+    p.add_argument("--build-dir", default="build",
+                   help="protocol2/ (ablation/ for the other profiles), notebooks/, figures/ and summary.md go here")
     p.add_argument("--profile", choices=list(PROFILES), default="large",
                    help="training profile (default large: protocol v2's shipped runs, so they can be compared; "
                         "quick: protocol 1's)")
-    p.add_argument("--all", action="store_true", help="every variant x 3 seeds (hours on a CPU; resumable)")
+    p.add_argument("--all", action="store_true", help="every shipped variant x its shipped seeds (hours on a CPU; "
+                                                         "resumable)")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
                    help="variants to run (default: the Table-6 ones; with --all every variant)")
-    p.add_argument("--seeds", type=int, help="seeds 0..SEEDS-1 (default 1; with --all 3)")
+    p.add_argument("--seeds", type=int, help="seeds 0..SEEDS-1 (default: seed 0; with --all the shipped "
+                                                  "seeds)")
     p.add_argument("--no-ablation", action="store_true", help="only execute the notebooks (on the shipped results)")
     p.add_argument("--update", action="store_true", help="also copy the executed notebooks back into notebooks/")
     p.set_defaults(fn=_reproduce)
