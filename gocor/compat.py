@@ -165,8 +165,10 @@ def from_official(config: Mapping | str, state_dict: Mapping[str, Tensor],
     if missing:
         raise KeyError(f"missing parameters: {[_prefix(kind) + PARAM_NAMES[m] for m in missing]}")
     dtype = next(iter(loaded.values())).dtype
-    if dtype.is_floating_point:
+    if dtype.is_floating_point and torch.finfo(dtype).bits > 32:
         module.to(dtype)  # before loading, so float64 weights are not rounded through float32
+    # float16 / bfloat16 weights (a checkpoint saved in half precision) load into the float32
+    # module exactly: a half-precision module is refused by forward (its losses overflow float16)
     module.load_state_dict(loaded)
     return module
 

@@ -42,3 +42,17 @@ def test_float32_load():
     out = m(ref["reference_feat"].float(), ref["query_feat"].float())
     assert ((out.double() - ref["output"]).norm() / ref["output"].norm()) < 1e-5
     assert set(to_official_state_dict(m)) == set(ref["state_dict"])
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_precision_checkpoint_loads_into_a_float32_module(half):
+    """Weights saved in half precision load exactly into a float32 module that runs (a half
+    module is refused by forward: before, from_official built one and the first call raised)."""
+    ref = load_reference("global_flexctx_ref_query.npz")
+    sd_half = {k: v.to(half) for k, v in ref["state_dict"].items()}
+    m = from_official(ref["config"], sd_half)
+    assert {p.dtype for p in m.parameters()} == {torch.float32}
+    for k, v in to_official_state_dict(m).items():
+        assert torch.equal(v, sd_half[k].float())
+    out = m(ref["reference_feat"].float(), ref["query_feat"].float())
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
