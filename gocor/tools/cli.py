@@ -224,7 +224,7 @@ def add_reproduce(sub) -> None:
     p.add_argument("--all", action="store_true", help="every shipped variant x its shipped seeds (hours on a CPU; "
                                                          "resumable)")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
-                   help="variants to run (default: the Table-6 ones; with --all every variant)")
+                   help="variants to run (default: the Table-6 ones; with --all every shipped one)")
     p.add_argument("--seeds", type=int, help="seeds 0..SEEDS-1 (default: seed 0; with --all the shipped "
                                                   "seeds)")
     p.add_argument("--no-ablation", action="store_true", help="only execute the notebooks (on the shipped results)")
