@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-.PHONY: test reproduce lab browser-test bench assignments formgrader clean
+.PHONY: test reproduce lab browser-test bench gpu-check assignments formgrader clean
 
 # torch first and pinned, so pip never resolves it to a CUDA build.
 $(STAMP): pyproject.toml
