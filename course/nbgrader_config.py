@@ -24,6 +24,18 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # (a4 writes its checkpoints there).
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*"]
 
+# Autograde restores the nbgrader metadata of every cell from the gradebook and puts back the
+# locked or graded cells a student deleted (gocor.teach.assignments.RestoreCells), before
+# nbgrader's own OverwriteCells restores the locked cells' sources.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "gocor.teach.assignments.RestoreCells",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # Time and memory of the grading kernel: a budget per assignment for the whole notebook
 # (gocor.teach.assignments.TIMEOUTS: 30 s for a1-a3, 300 s for a4, which trains), and a data
 # limit (MEMORY_LIMIT, 2 GiB) past which an allocation fails in its cell.

@@ -25,6 +25,7 @@ import difflib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -141,9 +142,86 @@ def _feedback_preprocessor():
     return HideHiddenTests
 
 
+def _restore_cells_preprocessor():
+    from nbconvert.preprocessors import Preprocessor
+    from nbformat import from_dict
+    from traitlets import Bool
+
+    class RestoreCells(Preprocessor):
+        """Before nbgrader's ``OverwriteCells`` (autograde's sanitizing): every cell's nbgrader
+        metadata as the gradebook has it, and the locked or graded cells a student deleted put
+        back where the release has them.
+
+        nbgrader restores a locked cell's source, type and points, but trusts the rest of the
+        student's metadata: a solution cell marked ``grade`` stops autograde ("No such grade
+        cell"), so does a test cell unmarked ("Inconsistent checksums"), and a test cell whose
+        ``grade_id`` was renamed or that was deleted is not run (nor its hidden tests). Here a cell whose ``grade_id`` the gradebook does not know
+        loses its nbgrader metadata (it is the student's own cell), the others get their
+        ``grade``/``solution``/``locked``/``points`` back, and a missing locked or graded cell
+        is inserted after the cell that precedes it in ``source/`` (the release's text: the
+        test with its hidden part restored by ``OverwriteCells``, an answer cell's stub).
+        :func:`edited_locked_cells` lists the locked ones among them."""
+        enabled = Bool(True)
+
+        def preprocess(self, nb, resources):
+            import nbformat
+            from nbgrader.api import Gradebook
+            info = resources["nbgrader"]
+            with Gradebook(info["db_url"]) as gb:
+                snb = gb.find_notebook(info["notebook"], info["assignment"])
+                sources = {c.name: c for c in snb.source_cells}
+                points = {c.name: float(c.max_score) for c in snb.grade_cells}
+                solutions = {c.name for c in snb.solution_cells}
+                sources = {n: (c.cell_type, c.locked, c.source) for n, c in sources.items()}
+            for cell in nb.cells:
+                meta = cell.metadata.get("nbgrader")
+                if meta is None:
+                    continue
+                gid = meta.get("grade_id")
+                if gid not in sources:
+                    del cell.metadata["nbgrader"]
+                    continue
+                meta["locked"], meta["solution"] = sources[gid][1], gid in solutions
+                meta["grade"] = gid in points
+                if gid in points:
+                    meta["points"] = points[gid]
+                else:
+                    meta.pop("points", None)
+            # the order of the cells: the course's source notebook (the gradebook has none)
+            db = str(info["db_url"]).removeprefix("sqlite:///")
+            source_nb = Path(db).parent / "source" / info["assignment"] / f"{info['notebook']}.ipynb"
+            try:
+                order = [c.metadata["nbgrader"]["grade_id"] for c in nbformat.read(source_nb, as_version=4).cells
+                         if "grade_id" in c.metadata.get("nbgrader", {})]
+            except Exception:   # noqa: BLE001 (no source: missing cells go to the end)
+                order = []
+            order += [gid for gid in sorted(sources) if gid not in order]
+            for i, gid in enumerate(order):
+                present = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+                if gid in present or gid not in sources or not (sources[gid][1] or gid in points):
+                    continue
+                before = [present.index(g) for g in order[:i] if g in present]
+                cell_type, locked, source = sources[gid]
+                meta = {"grade": gid in points, "grade_id": gid, "locked": locked,
+                        "solution": gid in solutions, "schema_version": 3}
+                if gid in points:
+                    meta["points"] = points[gid]
+                cell = {"cell_type": cell_type, "metadata": {"nbgrader": meta}, "source": source}
+                if cell_type == "code":
+                    cell.update(outputs=[], execution_count=None)
+                if (nb.nbformat, nb.nbformat_minor) >= (4, 5):
+                    cell["id"] = f"restored-{gid}"[:64]
+                nb.cells.insert(max(before) + 1 if before else 0, from_dict(cell))
+            return nb, resources
+
+    return RestoreCells
+
+
 def __getattr__(name: str):
     if name == "HideHiddenTests":      # nbconvert is imported only when feedback is configured
         return _feedback_preprocessor()
+    if name == "RestoreCells":         # nor when autograde is
+        return _restore_cells_preprocessor()
     raise AttributeError(name)
 
 
@@ -227,6 +305,29 @@ def _names(root: Path, assignments: list[str] | None) -> list[str]:
     return names
 
 
+def _keeping_others(folder: Path, make):
+    """``make()`` (nbgrader's ``generate_assignment``, which deletes ``folder``, the release,
+    before writing it again), with every other file than the notebook in ``folder`` (a handout
+    the instructor put beside it) copied back afterwards, also when ``make`` fails."""
+    import tempfile
+    others = [p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[0]
+              not in (f"{folder.name}.ipynb", ".ipynb_checkpoints")] if folder.is_dir() else []
+    if not others:
+        return make()
+    with tempfile.TemporaryDirectory(prefix="gocor-release-") as keep:
+        for p in others:
+            (Path(keep) / p.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, Path(keep) / p.relative_to(folder))
+        try:
+            return make()
+        finally:
+            for p in others:
+                dest = folder / p.relative_to(folder)
+                if not dest.exists():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(Path(keep) / p.relative_to(folder), dest)
+
+
 def generate(root: str | Path = COURSE_DIR, assignments: list[str] | None = None,
              force: bool = False) -> Path:
     """``nbgrader generate_assignment`` for each assignment whose release is missing or older
@@ -245,7 +346,7 @@ def generate(root: str | Path = COURSE_DIR, assignments: list[str] | None = None
                 except MissingEntry:
                     known = False
         if force or not known or not rel.exists() or rel.stat().st_mtime < src.stat().st_mtime:
-            result = api.generate_assignment(name, force=True, create=True)
+            result = _keeping_others(rel.parent, lambda: api.generate_assignment(name, force=True, create=True))
             if not result.get("success"):
                 raise GradingError(f"nbgrader generate_assignment {name} failed:\n"
                                    f"{result.get('error', '')}\n{result.get('log', '')}")
@@ -279,7 +380,17 @@ def scan(folder: Path, names: list[str]) -> tuple[list[tuple[str, str, Path]], l
         if not student.is_dir():
             problems.append(Problem(student.name, "", f"`{student.name}` is a file, not a student's folder"))
             continue
+        if student.name in ASSIGNMENTS:     # laid out <assignment>/<student>/, or one student's folder
+            problems.append(Problem(student.name, "", f"`{student.name}` is an assignment, not a student: "
+                                    f"nothing in it was taken; the folder must hold "
+                                    f"<student>/<assignment>/<assignment>.ipynb"))
+            continue
         for entry in sorted(p for p in student.iterdir() if not p.name.startswith(".")):
+            if entry.is_file() and entry.suffix == ".ipynb" and entry.stem in ASSIGNMENTS:
+                problems.append(Problem(student.name, entry.stem, f"`{entry.name}` is not in a folder "
+                                        f"`{entry.stem}/`: not graded; put it in "
+                                        f"{student.name}/{entry.stem}/{entry.name}"))
+                continue
             if not entry.is_dir() or entry.name not in ASSIGNMENTS:
                 problems.append(Problem(student.name, entry.name, f"unknown {'folder' if entry.is_dir() else 'file'} "
                                         f"`{entry.name}`{_suggest(entry.name, list(ASSIGNMENTS))}: "
@@ -314,7 +425,10 @@ def collect(incoming: str | Path, root: str | Path = COURSE_DIR,
         dest = root / "submitted" / student / name / path.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists() or dest.read_bytes() != path.read_bytes():
-            shutil.copy2(path, dest.with_suffix(".tmp"))
+            # copied with the time of collection (not copy2): `grade` regrades a submission newer
+            # than its autograded notebook, and a re-submission unpacked from a zip (or copied
+            # with `cp -p`) keeps a time from before the last grading
+            shutil.copyfile(path, dest.with_suffix(".tmp"))
             os.replace(dest.with_suffix(".tmp"), dest)
     return problems
 
@@ -356,11 +470,51 @@ class SubmissionScore:
 
 @dataclass
 class Report:
-    """What :func:`grade` did: the scores in the gradebook, who was (re)graded this time, and
-    what could not be graded."""
+    """What :func:`grade` did: the scores in the gradebook, who was (re)graded this time, what
+    could not be graded, and the submissions whose kernel changed files outside their own
+    folder (:func:`files_outside`)."""
     scores: list[SubmissionScore]
     graded: list[tuple[str, str]]
     problems: list[Problem]
+    outside: list[Problem] = field(default_factory=list)
+
+
+KIT_DIR = Path(__file__).resolve().parents[1]
+"""The kit's package (``gocor/``): watched, with the course root, while a submission is graded."""
+_VOLATILE = ("gradebook.db", "gradebook.db-journal", ".nbgrader.log")
+
+
+def watched_files(root: Path) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime in ns) of every file in the course root ``root`` (but the gradebook
+    and nbgrader's log, which grading writes) and in the kit's package (``__pycache__`` aside)."""
+    out: dict[str, tuple[int, int]] = {}
+    for base in (Path(root), KIT_DIR):
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if base == Path(root) and dirpath == str(base) and name in _VOLATILE:
+                    continue
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                out[path] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def files_outside(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]],
+                  own: Path, root: Path) -> list[str]:
+    """The files (:func:`watched_files`) created, changed or deleted between ``before`` and
+    ``after``, outside the folder ``own`` (the submission's autograded folder, where its kernel
+    runs): relative to ``root`` where they are in it."""
+    own, root = Path(own).resolve(), Path(root).resolve()
+    changed = []
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) == after.get(path) or Path(path).is_relative_to(own):
+            continue
+        changed.append(str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else path)
+    return changed
 
 
 def cell_kinds(assignment: str, root: str | Path = COURSE_DIR) -> dict[str, CellKind]:
@@ -399,8 +553,9 @@ def _failure(log: str) -> str:
                          ("CellTimeoutError", "a cell ran past its time limit and could not be interrupted")):
         if needle in log:
             return f"{what}: not graded; see autograde's log with `nbgrader autograde` in the course root"
-    lines = [ln for ln in log.splitlines() if ln.strip()]
-    return "autograde failed: " + (lines[-1][:300] if lines else "no log")
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Entry|Exit): ", ln)]
+    return "autograde failed: " + ((errors or lines)[-1][:300] if lines else "no log")
 
 
 def grade(root: str | Path = COURSE_DIR, assignments: list[str] | None = None,
@@ -421,14 +576,25 @@ def grade(root: str | Path = COURSE_DIR, assignments: list[str] | None = None,
         found = [f for f in found if f[0] in students]
         problems = [p for p in problems if p.student in students]
     graded: list[tuple[str, str]] = []
+    outside: list[Problem] = []
     _Clock.override = timeout
+    files = None
     try:
         for student, name, path in found:
             done = root / "autograded" / student / name / path.name
             if not regrade and done.exists() and done.stat().st_mtime >= path.stat().st_mtime:
                 continue
             _Clock.start = None
+            files = watched_files(root) if files is None else files
             result = _api(root, notebook=name).autograde(name, student, force=True, create=True)
+            files, before = watched_files(root), files
+            changed = files_outside(before, files, done.parent, root)
+            if changed:
+                shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+                outside.append(Problem(student, name, f"its kernel changed files outside its folder: {shown}. "
+                                       f"Check them (`generate --force` rewrites the releases; a file "
+                                       f"left in the course root makes the kit refuse it) and this "
+                                       f"student's notebook; grades of this run may be affected"))
             if result.get("success"):
                 graded.append((student, name))
             else:
@@ -453,7 +619,7 @@ def grade(root: str | Path = COURSE_DIR, assignments: list[str] | None = None,
             scores.append(SubmissionScore(student, name, float(sub.score), float(sub.max_score),
                                           sum(c.score for c in auto), sum(c.max_score for c in auto),
                                           bool(sub.needs_manual_grade), cells, edited))
-    return Report(scores, graded, problems)
+    return Report(scores, graded, problems, outside)
 
 
 def feedback(root: str | Path = COURSE_DIR, assignments: list[str] | None = None) -> list[Path]:
@@ -512,7 +678,7 @@ def format_table(report: Report) -> str:
     that was not graded."""
     graded = set(report.graded)
     rows = ["| student | assignment | score | max | autograded | manual grading pending | this run | locked cells edited |",
-            "|---|---|---:|---:|---:|---|---|---|"]
+            "|---|---|---:|---:|---:|---|---|---|"] if report.scores or not report.problems else []
     for s in report.scores:
         rows.append(f"| {s.student} | {s.assignment} | {s.score:g} | {s.max_score:g} | "
                     f"{s.auto_score:g} / {s.auto_max_score:g} | {'yes' if s.needs_manual_grade else 'no'} | "
@@ -522,7 +688,11 @@ def format_table(report: Report) -> str:
         rows += ["", f"Not graded ({len(report.problems)}):", "",
                  "| student | assignment / file | problem |", "|---|---|---|"]
         rows += [f"| {p.student} | {p.assignment} | {p.problem} |" for p in report.problems]
-    return "\n".join(rows)
+    if report.outside:
+        rows += ["", f"Wrote outside its folder ({len(report.outside)}):", "",
+                 "| student | assignment | files |", "|---|---|---|"]
+        rows += [f"| {p.student} | {p.assignment} | {p.problem} |" for p in report.outside]
+    return "\n".join(rows).lstrip("\n")
 
 
 def to_json(report: Report) -> str:
@@ -533,7 +703,8 @@ def to_json(report: Report) -> str:
         d = s.to_dict()
         scores.setdefault(d.pop("student"), {})[d.pop("assignment")] = d
     return json.dumps({"scores": scores, "graded": [list(g) for g in report.graded],
-                       "problems": [asdict(p) for p in report.problems]}, indent=1)
+                       "problems": [asdict(p) for p in report.problems],
+                       "outside": [asdict(p) for p in report.outside]}, indent=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,7 +757,7 @@ def run(args: argparse.Namespace) -> None:
             report = grade(args.course, args.assignment, args.student, args.timeout, args.regrade)
             report.problems[:0] = [p for p in early if p not in report.problems]
             print(to_json(report) if args.json else format_table(report))
-            if report.problems:
+            if report.problems or report.outside:
                 sys.exit(1)
         elif args.action == "feedback":
             files = feedback(args.course, args.assignment)
