@@ -33,3 +33,18 @@ def test_examples_run(tmp_path):
     theirs = second["state"]["corr.corr_module.filter_optimizer.reg_layer.weight2"]
     assert torch.equal(second["corr"].solver.prior.weight2, theirs)
     assert (tmp_path / "GLUNet_GOCor_static.pth").exists()
+
+
+def test_protocol2_tables_are_the_shipped_records():
+    """Every table row of the protocol-v2 report, computed from data/results/protocol2, is in the
+    README's protocol-v2 section as printed (a re-shipped run that changes a number fails this
+    until `python scripts/results_tables.py protocol2` is pasted again)."""
+    from gocor.lab.runs import protocol2, report
+    text = README.read_text()
+    section = text[text.index("## Protocol v2"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = [line for line in protocol2.markdown(report.load_runs(protocol2.FOLDER)).splitlines()
+            if line.startswith("| ") and not line.startswith("| step") and not line.startswith("| variant")]
+    assert len(rows) > 30
+    missing = [row for row in rows if row not in section]
+    assert not missing, f"{len(missing)} rows not in the README, first: {missing[0]}"
