@@ -8,12 +8,13 @@ export PYTHONHASHSEED := 0
 
 .PHONY: test reproduce lab browser-test bench gpu-check assignments formgrader clean
 
-# torch first and pinned, so pip never resolves it to a CUDA build.
+# torch first and pinned, so pip never resolves it to a CUDA build. ipykernel writes the kernel
+# spec through a temporary folder that it leaves behind: TMPDIR keeps it inside .venv, not /tmp.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[lab,teach,dev]'
-	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	mkdir -p $(VENV)/tmp && TMPDIR="$(abspath $(VENV))/tmp" $(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 test: $(STAMP)
