@@ -90,7 +90,7 @@ def motion_table() -> str:
 
 def protocol2_tables(folder: Path) -> str:
     from gocor.lab.runs import protocol2
-    return motion_table() + "\n\n" + protocol2.markdown(report.load_runs(folder))
+    return motion_table() + "\n\n" + protocol2.markdown(report.load_runs(folder), folder)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ def main() -> None:
     if args.name == "ablation":
         for old in result_paths(results):
             old.unlink()        # the shipped records this script wrote before
-    kept = [p for p in result_paths(results) if p.stem not in {run_name(r["variant"], r["seed"]) for r in runs}]
+    fresh = {run_name(r["variant"], r["seed"]) for r in runs}
+    kept = [p for p in result_paths(results) if p.stem not in fresh]
     for r in runs:
         write_json(results / f"{run_name(r['variant'], r['seed'])}.json", r)
     for name in ("steps.json", "objectives.json") if args.name == "ablation" else ():

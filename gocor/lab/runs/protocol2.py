@@ -14,8 +14,8 @@ from pathlib import Path
 from . import report
 from .report import joint_verdict, seed_values, step_bootstrap, step_interval
 from .stats import paired_difference
-from .variants import parse_run_name, variant
-from .variants import TABLE6
+from ..files import read_json
+from .variants import TABLE6, parse_run_name, variant
 
 PRIMARY = ("large_motion", "motorcycle")
 SECONDARY = ("standard", "dynamic", "repetitive", "near_repetitive")
@@ -95,8 +95,31 @@ def object_dose(runs: list[dict], variant: str, bins: int = 3) -> list[dict]:
     return out
 
 
-def markdown(runs: list[dict]) -> str:
-    """The whole report."""
+def object_coupling_rows(runs: list[dict], folder: Path = FOLDER) -> list[dict]:
+    """``folder``/object_coupling.json per variant present in ``runs``: the background's cost
+    with − without the object per seed, as trained and with f̄ over the background's cells only,
+    their means and the paired difference masked − trained over seeds (an :class:`Interval`).
+    Empty when the file is absent."""
+    path = Path(folder) / "object_coupling.json"
+    if not path.exists():
+        return []
+    data = read_json(path)["runs"]
+    rows = []
+    for v in report.variants_present(runs):
+        seeds = {parse_run_name(k)[1]: c for k, c in data.items() if parse_run_name(k)[0] == v}
+        if not seeds:
+            continue
+        trained = {s: c["background_with_object"] - c["background_without_object"] for s, c in seeds.items()}
+        masked = {s: c["background_with_object_context_masked"] - c["background_without_object"]
+                  for s, c in seeds.items()}
+        rows.append({"variant": v, "seeds": len(seeds), "trained": statistics.mean(trained.values()),
+                     "masked": statistics.mean(masked.values()), "difference": paired_difference(trained, masked)})
+    return rows
+
+
+def markdown(runs: list[dict], folder: Path = FOLDER) -> str:
+    """The whole report; the side files (post_contribution.json, object_coupling.json) from
+    ``folder``."""
     seeds = {v: len(seed_values(runs, v, PRIMARY[0], "aepe")) for v in report.variants_present(runs)}
     parts = ["Runs (variant: seeds): " + ", ".join(f"`{v}`: {n}" for v, n in seeds.items()) + "."]
     for split in PRIMARY:
@@ -123,9 +146,8 @@ def markdown(runs: list[dict]) -> str:
                 rows.append(row + f" {question} ratio {s['ratio']:.2f} |")
     if rows:
         parts += ["**Controls** (AEPE, px; the step is reference → control):", CONTROL_HEADER + "\n" + "\n".join(rows)]
-    post = FOLDER / "post_contribution.json"
+    post = Path(folder) / "post_contribution.json"
     if post.exists() and runs:
-        from ..files import read_json
         data = read_json(post)["runs"]
         keys = sorted({k for c in data.values() for k in c})
         parts += ["**Does `corr_post` learn?** (how far each learned 4D post-processing moves its volume, "
@@ -165,21 +187,9 @@ def markdown(runs: list[dict]) -> str:
                   "the object − without it, on the same pixels of the same pairs; mean over seeds, 95% t-CI):",
                   "| variant | object pixels | pairs | with − without (px) | seeds |\n|---|---|---:|---:|---:|\n"
                   + "\n".join(dose)]
-    coupling = FOLDER / "object_coupling.json"
-    if coupling.exists() and runs:
-        from ..files import read_json
-        rows = []
-        data = read_json(coupling)["runs"]
-        for v in report.variants_present(runs):
-            seeds = {parse_run_name(k)[1]: c for k, c in data.items() if parse_run_name(k)[0] == v}
-            if not seeds:
-                continue
-            trained = {s: c["background_with_object"] - c["background_without_object"] for s, c in seeds.items()}
-            masked = {s: c["background_with_object_context_masked"] - c["background_without_object"]
-                      for s, c in seeds.items()}
-            d = paired_difference(trained, masked)
-            rows.append(f"| `{v}` | {len(seeds)} | {statistics.mean(trained.values()):+.3f} | "
-                        f"{statistics.mean(masked.values()):+.3f} | {d.fmt(3)} |")
+    rows = [f"| `{c['variant']}` | {c['seeds']} | {c['trained']:+.3f} | {c['masked']:+.3f} | {c['difference'].fmt(3)} |"
+            for c in object_coupling_rows(runs, folder)]
+    if rows:
         parts += ["**Is it the image-mean feature?** (`dynamic` background: with − without the object, as trained "
                   "and with the initializer's f̄ over the background's cells only; `scripts/object_coupling.py`):",
                   "| variant | seeds | as trained (px) | f̄ over background (px) | masked − trained (95% t-CI) |\n"
@@ -192,4 +202,4 @@ def markdown(runs: list[dict]) -> str:
 
 if __name__ == "__main__":
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else FOLDER
-    print(markdown(report.load_runs(folder)))
+    print(markdown(report.load_runs(folder), folder))
