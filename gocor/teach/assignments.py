@@ -155,8 +155,8 @@ def _restore_cells_preprocessor():
         nbgrader restores a locked cell's source, type and points, but trusts the rest of the
         student's metadata: a solution cell marked ``grade`` stops autograde ("No such grade
         cell"), so does a test cell unmarked ("Inconsistent checksums"), and a test cell whose
-        ``grade_id`` was renamed or that was deleted is not run (nor its hidden tests). Here a cell whose ``grade_id`` the gradebook does not know
-        loses its nbgrader metadata (it is the student's own cell), the others get their
+        ``grade_id`` was renamed or that was deleted is not run (nor its hidden tests). Here a
+        cell whose ``grade_id`` the gradebook does not know loses its nbgrader metadata (it is the student's own cell), the others get their
         ``grade``/``solution``/``locked``/``points`` back, and a missing locked or graded cell
         is inserted after the cell that precedes it in ``source/`` (the release's text: the
         test with its hidden part restored by ``OverwriteCells``, an answer cell's stub).
@@ -169,10 +169,9 @@ def _restore_cells_preprocessor():
             info = resources["nbgrader"]
             with Gradebook(info["db_url"]) as gb:
                 snb = gb.find_notebook(info["notebook"], info["assignment"])
-                sources = {c.name: c for c in snb.source_cells}
+                sources = {c.name: (c.cell_type, c.locked, c.source) for c in snb.source_cells}
                 points = {c.name: float(c.max_score) for c in snb.grade_cells}
                 solutions = {c.name for c in snb.solution_cells}
-                sources = {n: (c.cell_type, c.locked, c.source) for n, c in sources.items()}
             for cell in nb.cells:
                 meta = cell.metadata.get("nbgrader")
                 if meta is None:
