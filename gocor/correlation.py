@@ -148,12 +148,13 @@ class LocalCorrelation:
         return pairs
 
     def products(self, w: Tensor) -> Tensor:
-        """(B·tiles, (T+2r)², T²): the all-pairs products (feature, filter) of each tile, in a buffer
+        """(B·tiles, T², (T+2r)²): the all-pairs products (filter, feature) of each tile, in a buffer
         of this thread, valid until the next call (a fresh 10-MB result per call costs its first-touch
-        page faults)."""
-        windows, tiles = self.windows(), _filter_tiles(w, self.tile).transpose(1, 2)
-        out = _buffer("products", (windows.shape[0], windows.shape[1], tiles.shape[2]), windows)
-        return torch.bmm(windows, tiles, out=out)
+        page faults). Filter-major: a filter's window is 2r+1 contiguous runs of 2r+1 products, which
+        the copy that reads the windows out reads faster than the feature-major layout's single values."""
+        tiles, windows = _filter_tiles(w, self.tile), self.windows().transpose(1, 2)
+        out = _buffer("products", (tiles.shape[0], tiles.shape[1], windows.shape[2]), tiles)
+        return torch.bmm(tiles, windows, out=out)
 
     def like(self, feat: Tensor) -> "LocalCorrelation":
         """The same operator on other features."""
@@ -289,12 +290,15 @@ def _feature_windows(feat: Tensor, r: int, t: int) -> Tensor:
     return fp.as_strided((b, nh, nw, s, s, c), (sb, t * sy, t * sx, sy, sx, 1)).reshape(b * nh * nw, s * s, c)
 
 
-def _filter_tiles(w: Tensor, t: int) -> Tensor:
-    """(B, C, H, W) -> (B·nh·nw, t², C), zero beyond the image."""
+def _filter_tiles(w: Tensor, t: int, scale: float | None = None) -> Tensor:
+    """(B, C, H, W) -> (B·nh·nw, t², C), zero beyond the image; times ``scale`` in the same pass
+    when given (the same products as scaling the tiles afterwards)."""
     b, c, h, wd = w.shape
     nh, nw = _grid(w, t)
-    wp = _pad_to(w, nh * t, nw * t)
-    return wp.view(b, c, nh, t, nw, t).permute(0, 2, 4, 3, 5, 1).reshape(b * nh * nw, t * t, c)
+    tiles = _pad_to(w, nh * t, nw * t).view(b, c, nh, t, nw, t).permute(0, 2, 4, 3, 5, 1)
+    if scale is None:
+        return tiles.reshape(b * nh * nw, t * t, c)
+    return torch.mul(tiles, scale, out=w.new_empty(tiles.shape)).view(b * nh * nw, t * t, c)
 
 
 def _untile(x: Tensor, b: int, h: int, w: int, t: int) -> Tensor:
@@ -303,22 +307,22 @@ def _untile(x: Tensor, b: int, h: int, w: int, t: int) -> Tensor:
     return _from_tiles(x.view(b, nh, nw, t, t, -1).permute(0, 5, 1, 3, 2, 4), h, w)
 
 
-def _window_band(pairs: Tensor, b: int, nh: int, nw: int, t: int, k: int) -> Tensor:
+def _window_band(pairs: Tensor, b: int, nh: int, nw: int, t: int, k: int, filter_major: bool = False) -> Tensor:
     """The (2r+1)² window of every filter inside the all-pairs products of the tiles:
-    (B·nh·nw, s², t²) (feature, filter), contiguous -> strided view (B, nh, nw, t, t, k, k),
-    entry [.., y, x, dy, dx] = pairs[.., (y + dy, x + dx), (y, x)]."""
+    (B·nh·nw, s², t²) (feature, filter), or (B·nh·nw, t², s²) (filter, feature) with ``filter_major``,
+    contiguous -> strided view (B, nh, nw, t, t, k, k), entry [.., y, x, dy, dx] = the product of
+    filter (y, x) and feature (y + dy, x + dx)."""
     s = t + k - 1
     n0 = t * t * s * s
-    return pairs.as_strided((b, nh, nw, t, t, k, k),
-                            (nh * nw * n0, nw * n0, n0, s * t * t + t, t * t + 1, s * t * t, t * t))
+    inner = (t * s * s + s, s * s + 1, s, 1) if filter_major else (s * t * t + t, t * t + 1, s * t * t, t * t)
+    return pairs.as_strided((b, nh, nw, t, t, k, k), (nh * nw * n0, nw * n0, n0, *inner))
 
 
 def _local_apply(op: LocalCorrelation, w: Tensor) -> Tensor:
     b, _, h, wd = w.shape
     t, k = op.tile, 2 * op.radius + 1
     nh, nw = _grid(w, t)
-    pairs = op.products(w)                                                  # (feature, filter): faster
-    band = _window_band(pairs, b, nh, nw, t, k)                             # (B, nh, nw, y, x, dy, dx)
+    band = _window_band(op.products(w), b, nh, nw, t, k, filter_major=True)  # (B, nh, nw, y, x, dy, dx)
     return _from_tiles(band.permute(0, 5, 6, 1, 3, 2, 4), h, wd).view(b, k * k, h, wd)
 
 
@@ -336,7 +340,7 @@ def _local_feat_grad(op: LocalCorrelation, w: Tensor, scores: Tensor, pairs: Ten
     nh, nw = _grid(w, t)
     s = t + 2 * r
     pairs = op.scores_to_pairs(scores) if pairs is None else pairs
-    grad = torch.bmm(pairs, _filter_tiles(w, t) * op.scale)
+    grad = torch.bmm(pairs, _filter_tiles(w, t, op.scale))
     grad = grad.view(b, nh, nw, s, s, c).permute(0, 1, 3, 2, 4, 5)          # (B, nh, sy, nw, sx, C)
     # overlap-add of the windows: rows/columns [0, t) stay in their tile, [t, t+2r) spill into the next
     out = w.new_empty(b, nh + 1, t, nw + 1, t, c)
