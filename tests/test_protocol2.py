@@ -172,3 +172,46 @@ class TestContextOver:
         with pytest.raises(UserError, match="context-aware"):
             with context_over(Matcher(matcher_config("init_zeros")), torch.ones(1, 1, 8, 8)):
                 pass
+
+
+def _protocol2_script():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "scripts" / "protocol2.py"
+    spec = importlib.util.spec_from_file_location("protocol2_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class TestProtocol2Script:
+    """scripts/protocol2.py's command line: splits and key=value changes, checked before a run starts."""
+
+    def test_splits_and_changes(self):
+        from gocor.lab.runs.protocol2 import RUN_SPLITS
+        parse = _protocol2_script().parse
+        _, splits, changes = parse(["out", "gocor", "1", "large_motion,motorcycle", "steps=20", "lr=0.5", "textures=train"])
+        assert splits == ("large_motion", "motorcycle")
+        assert changes == {"steps": 20, "lr": 0.5, "textures": "train"}
+        _, splits, changes = parse(["out", "gocor", "1", "steps=20"])        # no SPLITS: all of them
+        assert splits == RUN_SPLITS and changes == {"steps": 20}
+
+    @pytest.mark.parametrize("argv, named", [
+        (["out", "corr", "0", "nope=3"], "'nope=3'"),
+        (["out", "corr", "0", "all", "seed=3"], "'seed=3'"),
+        (["out", "corr", "0", "all", "steps=abc"], "steps takes a number"),
+        (["out", "corr", "0", "steps"], "unknown split 'steps'"),       # a change without '=' is not a split
+        (["out", "corr", "x"], "seed"),
+    ])
+    def test_bad_arguments_exit_2_naming_them(self, argv, named, capsys):
+        with pytest.raises(SystemExit) as e:
+            _protocol2_script().parse(argv)
+        assert e.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_run_variant_refuses_an_unknown_split_before_training(tmp_path):
+    from gocor.lab.errors import UserError
+    from gocor.lab.runs.ablate import run_variant
+    with pytest.raises(UserError, match="unknown split 'nope'"):
+        run_variant("corr", 0, "tiny", tmp_path / "runs", progress=False, splits=("standard", "nope"))
+    assert not (tmp_path / "runs").exists()
