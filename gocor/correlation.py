@@ -14,6 +14,7 @@ is the exact adjoint, scores -> filters. The plain correlation layer is
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 from typing import Protocol
 
@@ -125,8 +126,8 @@ class LocalCorrelation:
     """
 
     def __init__(self, feat: Tensor, radius: int = 4):
-        if radius < 0:
-            raise ValueError(f"search radius must be >= 0, got {radius}")
+        if isinstance(radius, bool) or not isinstance(radius, numbers.Integral) or radius < 0:
+            raise ValueError(f"search radius must be an integer >= 0, got {radius!r}")
         self.feat = feat
         self.radius = radius
         self.scale = 1.0 / feat.shape[1]
@@ -411,11 +412,32 @@ class _LocalFeatGrad(torch.autograd.Function):
 
 
 def global_correlation(reference: Tensor, query: Tensor) -> Tensor:
-    """Feature correlation layer, global: (B, C, H, W), (B, C, H', W') -> (B, H'·W', H, W)."""
+    """Feature correlation layer, global: (B, C, H, W), (B, C, H', W') -> (B, H'·W', H, W),
+    unscaled (channel q = y'·W' + x' holds <reference_p, query_q>)."""
+    reference, query = _check_pair(reference, query, same_size=False)
     return GlobalCorrelation(query).apply(reference)
 
 
 def local_correlation(reference: Tensor, query: Tensor, radius: int = 4) -> Tensor:
     """Feature correlation layer, local: (B, C, H, W) twice -> (B, (2r+1)², H, W), scaled by 1/C."""
+    reference, query = _check_pair(reference, query, same_size=True)
     return LocalCorrelation(query, radius).apply(reference)
+
+
+def _check_pair(reference: Tensor, query: Tensor, same_size: bool) -> tuple[Tensor, Tensor]:
+    """The layers' inputs, checked as GOCor's modules check theirs (errors naming the argument).
+    Under autocast the two may differ in floating dtype (a warped query comes back in float32):
+    both are then cast to autocast's dtype, as autocast casts a matmul's operands."""
+    from .module import check_features          # module imports this file
+    from .solver import autocast_enabled
+    device = reference.device.type if isinstance(reference, Tensor) else "cpu"
+    autocast = autocast_enabled(device)
+    check_features(reference, query, None, same_size, mixed_dtypes=autocast, names=("reference", "query"))
+    if autocast and reference.dtype != query.dtype:
+        try:
+            dtype = torch.get_autocast_dtype(device)
+        except AttributeError:                                      # torch < 2.4
+            dtype = torch.get_autocast_cpu_dtype() if device == "cpu" else torch.get_autocast_gpu_dtype()
+        reference, query = reference.to(dtype), query.to(dtype)
+    return reference, query
 

@@ -129,11 +129,13 @@ def gocor_modules(model: nn.Module) -> dict[str, "_GOCor"]:
 
 
 def check_features(ref: Tensor, query: Tensor, feature_dim: int | None, same_size: bool,
-                   mixed_dtypes: bool = False) -> None:
+                   mixed_dtypes: bool = False, names: tuple[str, str] = ("reference_feat", "query_feat")) -> None:
     """Raise TypeError/ValueError naming the problem instead of returning a wrong volume.
     ``feature_dim`` None accepts any channel count (the same in both); ``mixed_dtypes`` accepts
-    two floating dtypes (under autocast, where a warped query may come back in float32)."""
-    for name, t in (("reference_feat", ref), ("query_feat", query)):
+    two floating dtypes (under autocast, where a warped query may come back in float32); ``names``:
+    the two arguments' names in the messages."""
+    rn, qn = names
+    for name, t in ((rn, ref), (qn, query)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() != 4:
@@ -145,15 +147,15 @@ def check_features(ref: Tensor, query: Tensor, feature_dim: int | None, same_siz
         if t.shape[-2] < 1 or t.shape[-1] < 1 or t.shape[0] < 1 or t.shape[1] < 1:
             raise ValueError(f"{name} is empty: shape {tuple(t.shape)}")
     if ref.dtype != query.dtype and not mixed_dtypes:
-        raise TypeError(f"dtype mismatch: reference_feat {ref.dtype}, query_feat {query.dtype}")
+        raise TypeError(f"dtype mismatch: {rn} {ref.dtype}, {qn} {query.dtype}")
     if ref.device != query.device:
-        raise ValueError(f"device mismatch: reference_feat on {ref.device}, query_feat on {query.device}")
+        raise ValueError(f"device mismatch: {rn} on {ref.device}, {qn} on {query.device}")
     if ref.shape[0] != query.shape[0]:
-        raise ValueError(f"batch mismatch: reference_feat {ref.shape[0]}, query_feat {query.shape[0]}")
+        raise ValueError(f"batch mismatch: {rn} {ref.shape[0]}, {qn} {query.shape[0]}")
     if ref.shape[1] != query.shape[1]:
-        raise ValueError(f"channel mismatch: reference_feat {ref.shape[1]}, query_feat {query.shape[1]}")
+        raise ValueError(f"channel mismatch: {rn} {ref.shape[1]}, {qn} {query.shape[1]}")
     if same_size and ref.shape[-2:] != query.shape[-2:]:
-        raise ValueError(f"reference_feat {tuple(ref.shape[-2:])} and query_feat "
+        raise ValueError(f"{rn} {tuple(ref.shape[-2:])} and {qn} "
                          f"{tuple(query.shape[-2:])} must have the same spatial size here")
 
 

@@ -53,6 +53,13 @@ def main(argv=None) -> dict:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rounds", type=int, default=15)
     args = p.parse_args(argv)
+    for name, least in (("threads", 1), ("warmup", 0), ("rounds", 1)):
+        if getattr(args, name) < least:
+            p.error(f"--{name} must be {least} or more, got {getattr(args, name)}")
+    from gocor.lab.runs.variants import VARIANTS
+    for name in args.variants:
+        if name not in VARIANTS:
+            p.error(f"--variants: unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
     torch.set_num_threads(args.threads)
     steps = {}
     for name in args.variants:

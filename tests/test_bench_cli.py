@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from pathlib import Path
 import torch
 
 from gocor.tools.bench import CASES, format_table, run_case
@@ -50,3 +51,25 @@ def test_matcher_rows_and_their_table():
     assert 0 < by["data per batch"]["seconds"] < by["data per batch"]["make_seconds"]      # the pool is the cheap path
     table = format_matchers(rows, "tiny")
     assert table.count("\n| ") == 5 and "× corr" in table and "of a corr step" in table
+
+
+@pytest.mark.parametrize("name", ["README.md/x.json", "."])
+def test_bench_refuses_an_unwritable_json_out_before_measuring(name, capsys):
+    """A --json-out that cannot be written is refused first (it was found only after the minute of
+    measurements, which were then lost)."""
+    from gocor.tools.cli import main
+    path = Path(__file__).resolve().parent.parent / name
+    with pytest.raises(SystemExit) as bad:
+        main(["bench", "--json-out", str(path)])
+    assert bad.value.code == 2 and "--json-out" in capsys.readouterr().err
+
+
+def test_a_row_faster_than_its_measured_peak_is_flagged():
+    from gocor.tools.bench import format_table
+    row = dict(case="c", seconds=0.0056, peak_mib=1.0, needed_gflop=0.805, matmul_gflop=0.805,
+               elementwise_gflop=0.001, gflops=143.6, machine_gflops=91.6, floor_seconds=0.805 / 91.6)
+    result = {"machine": "m", "torch": "t", "batch": 4, "channels": 64}
+    flagged = format_table(dict(result, rows=[row]))
+    assert "0.6x (peak dipped) |" in flagged and "run the bench again" in flagged
+    plain = format_table(dict(result, rows=[dict(row, gflops=50.0)]))
+    assert "(peak dipped)" not in plain

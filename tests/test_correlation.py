@@ -234,3 +234,40 @@ class TestLocalCorrelationTiles:
         again = local_correlation(w, f, 2)
         again.sum().backward()
         assert torch.equal(first, again.detach()) and w.grad is not None
+
+
+class TestLayerInputs:
+    """global_correlation / local_correlation refuse what they cannot correlate, naming the argument."""
+
+    @pytest.mark.parametrize("fn", ["local", "global"])
+    @pytest.mark.parametrize("query, message", [
+        (torch.zeros(2, 5, 6, 7), "channel mismatch: reference 6, query 5"),
+        (torch.zeros(1, 6, 6, 7), "batch mismatch: reference 2, query 1"),
+        (torch.zeros(2, 6, 6, 7, dtype=torch.float64), "dtype mismatch"),
+        (torch.zeros(2, 6, 6, 7, dtype=torch.int64), "query must be a floating-point tensor"),
+        (torch.zeros(6, 6, 7), "query must be 4-D"),
+    ])
+    def test_mismatched_inputs_raise(self, fn, query, message):
+        from gocor.correlation import global_correlation, local_correlation
+        layer = local_correlation if fn == "local" else global_correlation
+        with pytest.raises((ValueError, TypeError), match=message):
+            layer(torch.zeros(2, 6, 6, 7), query)
+
+    def test_local_needs_the_same_size_and_an_integer_radius(self):
+        from gocor.correlation import local_correlation
+        a = torch.zeros(1, 3, 13, 17)
+        with pytest.raises(ValueError, match=r"reference \(13, 17\) and query \(12, 17\)"):
+            local_correlation(a, torch.zeros(1, 3, 12, 17), 1)
+        with pytest.raises(ValueError, match="search radius must be an integer >= 0, got 1.5"):
+            local_correlation(a, a, 1.5)
+
+    def test_mixed_dtypes_under_autocast_correlate_in_autocast_dtype(self):
+        from gocor.correlation import global_correlation, local_correlation
+        torch.manual_seed(0)
+        a, b = torch.randn(2, 6, 9, 11), torch.randn(2, 6, 9, 11)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            for layer in (lambda x, y: local_correlation(x, y, 2), global_correlation):
+                want = layer(a.bfloat16(), b.bfloat16())
+                for x, y in ((a.bfloat16(), b), (a, b.bfloat16())):
+                    got = layer(x, y)
+                    assert got.dtype == torch.bfloat16 and torch.equal(got, want)

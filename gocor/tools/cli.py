@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,10 +59,28 @@ def _steps(args) -> dict:
     return {"steps": args.steps}
 
 
+def _writable_file(path: str | None, option: str) -> None:
+    """Check before the work that ``path`` can be written (its folder exists or can be made, and
+    it is not a folder), so that minutes of results are not lost at the end."""
+    if path is None:
+        return
+    from ..lab.errors import UserError
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{option} {path}: is a folder; give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)    # made now rather than after the work
+    except OSError as e:
+        raise UserError(f"{option} {path}: cannot make its folder {target.parent} ({e.strerror})") from None
+    if not os.access(target.parent, os.W_OK):
+        raise UserError(f"{option} {path}: {target.parent} is not writable")
+
+
 def _bench(args) -> None:
     from .bench import format_matchers, format_table, run_all
     _at_least(args, "batch", 1)
     _at_least(args, "channels", 1)
+    _writable_file(args.json_out, "--json-out")
     result = run_all(args.batch, args.channels)
     print(format_table(result), end="\n\n")
     print(format_matchers(result["matcher_rows"]))
@@ -128,6 +147,7 @@ def _volume_experiment(args) -> None:
     from ..lab.runs.volume_experiment import VolumeExperimentConfig, run_all, summarize
     cfg = VolumeExperimentConfig(**_steps(args))
     _at_least(args, "seeds", 1)
+    _writable_file(args.json_out, "--json-out")
     save_dir = Path(args.json_out).parent if args.json_out else None
     results = run_all(cfg, tuple(args.layers), args.seeds, args.device, progress=not args.no_progress,
                       save_dir=save_dir)
