@@ -288,8 +288,7 @@ def _feature_windows(feat: Tensor, r: int, t: int, scale: float = 1.0) -> Tensor
     b, c, h, w = feat.shape
     nh, nw = _grid(feat, t)
     s = t + 2 * r
-    padded = F.pad(feat, (r, r + nw * t - w, r, r + nh * t - h)).permute(0, 2, 3, 1)
-    fp = torch.mul(padded, scale, out=feat.new_empty(padded.shape))
+    fp = _scaled_copy(F.pad(feat, (r, r + nw * t - w, r, r + nh * t - h)).permute(0, 2, 3, 1), scale)
     sb, sy, sx, _ = fp.stride()
     return fp.as_strided((b, nh, nw, s, s, c), (sb, t * sy, t * sx, sy, sx, 1)).reshape(b * nh * nw, s * s, c)
 
@@ -302,7 +301,13 @@ def _filter_tiles(w: Tensor, t: int, scale: float | None = None) -> Tensor:
     tiles = _pad_to(w, nh * t, nw * t).view(b, c, nh, t, nw, t).permute(0, 2, 4, 3, 5, 1)
     if scale is None:
         return tiles.reshape(b * nh * nw, t * t, c)
-    return torch.mul(tiles, scale, out=w.new_empty(tiles.shape)).view(b * nh * nw, t * t, c)
+    return _scaled_copy(tiles, scale).view(b * nh * nw, t * t, c)
+
+
+def _scaled_copy(x: Tensor, scale: float) -> Tensor:
+    """``x * scale``, contiguous in ``x``'s index order whatever its strides (``x * scale`` keeps
+    a permuted view's memory order, and a reshape after it would copy again)."""
+    return torch.mul(x, scale, out=x.new_empty(x.shape))
 
 
 def _untile(x: Tensor, b: int, h: int, w: int, t: int) -> Tensor:
@@ -429,15 +434,12 @@ def _check_pair(reference: Tensor, query: Tensor, same_size: bool) -> tuple[Tens
     Under autocast the two may differ in floating dtype (a warped query comes back in float32):
     both are then cast to autocast's dtype, as autocast casts a matmul's operands."""
     from .module import check_features          # module imports this file
-    from .solver import autocast_enabled
+    from .solver import autocast_dtype, autocast_enabled
     device = reference.device.type if isinstance(reference, Tensor) else "cpu"
     autocast = autocast_enabled(device)
     check_features(reference, query, None, same_size, mixed_dtypes=autocast, names=("reference", "query"))
     if autocast and reference.dtype != query.dtype:
-        try:
-            dtype = torch.get_autocast_dtype(device)
-        except AttributeError:                                      # torch < 2.4
-            dtype = torch.get_autocast_cpu_dtype() if device == "cpu" else torch.get_autocast_gpu_dtype()
+        dtype = autocast_dtype(device)
         reference, query = reference.to(dtype), query.to(dtype)
     return reference, query
 

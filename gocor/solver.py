@@ -346,6 +346,14 @@ def autocast_enabled(device_type: str) -> bool:
         return device_type == "cuda" and torch.is_autocast_enabled()
 
 
+def autocast_dtype(device_type: str) -> torch.dtype:
+    """The dtype autocast casts matmuls to on ``device_type``."""
+    try:
+        return torch.get_autocast_dtype(device_type)
+    except AttributeError:                              # torch < 2.4
+        return torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
+
+
 def _autocast_off() -> contextlib.ExitStack:
     """Autocast disabled where it is on: the reverse pass works in the dtype the forward saved
     (float32 under autocast, see :meth:`gocor.module.GlobalGOCor.forward`). Nothing is entered

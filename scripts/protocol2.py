@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 import sys
 
-from gocor.lab.data.splits import TEST_SPLITS
+from gocor.lab.data.splits import check_splits
 from gocor.lab.errors import UserError
 from gocor.lab.runs.ablate import run_variant
 from gocor.lab.runs.protocol2 import PROFILE, RUN_SPLITS
@@ -28,9 +28,10 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, tuple[str, ...], dict]:
         args.changes.insert(0, args.splits)
         args.splits = "all"
     splits = RUN_SPLITS if args.splits == "all" else tuple(args.splits.split(","))
-    for name in splits:
-        if name not in TEST_SPLITS:
-            p.error(f"SPLITS: unknown split {name!r}; choose from all, {', '.join(TEST_SPLITS)}")
+    try:
+        check_splits(splits)
+    except UserError as e:
+        p.error(f"SPLITS: {e}, or all")
     fields = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
     changes = {}
     for item in args.changes:

@@ -56,10 +56,13 @@ def main(argv=None) -> dict:
     for name, least in (("threads", 1), ("warmup", 0), ("rounds", 1)):
         if getattr(args, name) < least:
             p.error(f"--{name} must be {least} or more, got {getattr(args, name)}")
-    from gocor.lab.runs.variants import VARIANTS
+    from gocor.lab.errors import UserError
+    from gocor.lab.runs.variants import variant
     for name in args.variants:
-        if name not in VARIANTS:
-            p.error(f"--variants: unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+        try:
+            variant(name)
+        except UserError as e:
+            p.error(f"--variants: {e}")
     torch.set_num_threads(args.threads)
     steps = {}
     for name in args.variants:

@@ -264,15 +264,14 @@ def format_table(result: dict) -> str:
              "| layer | time (ms) | peak mem (MiB) | GFLOP needed | GFLOP matmul/conv done | GFLOP elementwise "
              "| GFLOP/s | time / floor |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    dipped = False
+    # a case that ran faster than the peak measured after it: that peak is not one, nor its floor
+    dipped = lambda r: r["gflops"] > r["machine_gflops"]
     for r in result["rows"]:
         ratio = r["seconds"] / r["floor_seconds"] if r["floor_seconds"] > 0 else float("nan")
-        # the case ran faster than the peak measured after it: that peak is not one, nor the floor
-        mark = " (peak dipped)" if r["gflops"] > r["machine_gflops"] else ""
-        dipped = dipped or bool(mark)
+        mark = " (peak dipped)" if dipped(r) else ""
         lines.append(f"| {r['case']} | {1e3 * r['seconds']:.1f} | {r['peak_mib']:.1f} | {r['needed_gflop']:.3f} | "
                      f"{r['matmul_gflop']:.3f} | {r['elementwise_gflop']:.3f} | {r['gflops']:.1f} | {ratio:.1f}x{mark} |")
-    if dipped:
+    if any(map(dipped, result["rows"])):
         lines += ["", "(peak dipped): the case ran faster than the peak measured after it, so that peak, "
                   "and the row's floor, are not a bound: the machine was busy; run the bench again."]
     return "\n".join(lines)

@@ -21,6 +21,13 @@ HELD_OUT_SPLITS = ("standard", "repetitive", "near_repetitive", "dynamic")    # 
 # (held-out pictures), its validation twin (training pictures, for choices), and real stereo pairs
 MORE_SPLITS = ("large_motion", "large_motion_val", "motorcycle", "dynamic_without_objects")
 TEST_SPLITS = HELD_OUT_SPLITS + MORE_SPLITS
+
+
+def check_splits(names) -> None:
+    """A :class:`UserError` naming the first of ``names`` that is not an evaluation split."""
+    for name in names:
+        if name not in TEST_SPLITS:
+            raise UserError(f"unknown split {name!r}; choose from {', '.join(TEST_SPLITS)}")
 SPLIT_SIZE = 96
 MORE_SPLIT_SIZE = 320
 # the pictures and texture families each split draws from (others: training pictures, all families)
@@ -71,8 +78,7 @@ def held_out_split(name: str, cfg: PairConfig = PairConfig(photometric=False), n
     - ``motorcycle``: crops of a real stereo pair with ground truth (:mod:`gocor.lab.data.real`);
     - ``dynamic_without_objects``: the ``dynamic`` split's pairs without their moving objects.
     """
-    if name not in TEST_SPLITS:
-        raise UserError(f"unknown split {name!r}; choose from {TEST_SPLITS}")
+    check_splits((name,))
     if n is None:
         n = MORE_SPLIT_SIZE if name in MORE_SPLITS and name != "dynamic_without_objects" else SPLIT_SIZE
     if name == "near_repetitive":

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..data.pairs import PairConfig
 from ..data.pool import load_pool
-from ..data.splits import HELD_OUT_SPLITS, TEST_SPLITS, held_out_split
+from ..data.splits import HELD_OUT_SPLITS, check_splits, held_out_split
 from ..device import default_device
 from ..errors import UserError
 from ..files import write_json
@@ -53,9 +53,7 @@ def run_variant(name: str, seed: int, profile: str, out: str | Path, device: str
     fewer for short checks), write and return its result record
     (:mod:`.results`). A run whose ``result.json`` exists is finished and only read back."""
     cfg = run_config(name, profile, seed, **changes)
-    unknown = [s for s in (splits or ()) if s not in TEST_SPLITS]
-    if unknown:                                  # before training, not after it
-        raise UserError(f"unknown split {unknown[0]!r}; choose from {', '.join(TEST_SPLITS)}")
+    check_splits(splits or ())                  # before training, not after it
     run_dir = Path(out) / run_name(name, seed)
     result_path = run_dir / "result.json"
     if result_path.exists():
