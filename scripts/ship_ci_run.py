@@ -1,7 +1,7 @@
 """Record the short training runs that CI reruns (tests/test_shipped.py), maintainers, after a
 change that is meant to alter training numbers:
 
-- a 20-step ``gocor`` run on a small pool, its config and history -> data/results/ci/gocor-short.json;
+- a 20-step ``gocor`` run on a small pool, its config, history and machine -> data/results/ci/gocor-short.json;
 - a 10-step ``gocor`` run of the ``ci`` profile with its loss and validation error after every
   step, and the machine it ran on -> data/results/ci/gocor-bits.json: on the same machine (torch
   version, threads, CPU capability) a change meant to leave training alone must reproduce it bit
@@ -11,7 +11,6 @@ change that is meant to alter training numbers:
 """
 from __future__ import annotations
 
-import platform
 import sys
 import tempfile
 from dataclasses import asdict
@@ -22,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from gocor.lab.device import machine_info  # noqa: E402
 from gocor.lab.files import write_json  # noqa: E402
 from gocor.lab.runs.results import commit_info  # noqa: E402
 from gocor.lab.runs.train import run_config, train  # noqa: E402
@@ -33,19 +33,13 @@ BITS_CONFIG = run_config("gocor", "ci", steps=10, val_every=1, val_pairs=2, ckpt
 THREADS = 2
 
 
-def machine() -> dict:
-    """What bit-for-bit equality of CPU training depends on, besides the code."""
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
-
-
 def main() -> None:
     torch.set_num_threads(THREADS)
-    for config, path, extra in ((CONFIG, RECORD, {}), (BITS_CONFIG, BITS, {"machine": machine()})):
+    for config, path in ((CONFIG, RECORD), (BITS_CONFIG, BITS)):
         with tempfile.TemporaryDirectory() as tmp:
             summary = train(config, Path(tmp) / "run", progress=False)
         record = {"train_config": asdict(config), "history": summary["history"], **commit_info(),
-                  "device": summary["device"], "torch": torch.__version__, **extra}
+                  "device": summary["device"], "torch": torch.__version__, "machine": machine_info()}
         write_json(path, record)
         print(f"{path.relative_to(ROOT)}: {len(record['history'])} history entries")
 

@@ -85,6 +85,8 @@ def test_frozen_variant_keeps_its_objective_at_init(tmp_path):
     result = run_variant("gocor_frozen", 0, "tiny", tmp_path, device="cpu", progress=False,
                          splits=("standard",))      # the weights are what is tested: one split
     assert result["train_config"]["objective_lr_scale"] == 0.0
+    from gocor.lab.device import machine_info
+    assert result["machine"] == machine_info()          # what its float rounding depends on
     trained = Matcher(matcher_config("gocor"))
     trained.load_state_dict(torch.load(tmp_path / "gocor_frozen-seed0" / "last.pt", map_location="cpu",
                                        weights_only=True)["model"])

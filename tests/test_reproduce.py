@@ -1,5 +1,6 @@
 """make reproduce: the ablation into build/, notebook 06 pointed at it, the summary against shipped."""
 import json
+import math
 
 import nbformat
 import papermill
@@ -64,6 +65,26 @@ def test_seed_check_never_says_reproduced_without_a_comparison():
     assert "`gocor-seed0` (quick)" in verdict
     text, _ = rp.seed_check([_run("corr", 0, 3.0)], shipped)
     assert "Not checked" not in text and "every fresh run" in text
+
+
+def test_seed_check_on_another_machine_compares_with_the_seeds_spread():
+    """A fresh run trained where float rounding differs (here AVX2 against the shipped AVX512) is not
+    held to the last digit: its AEPE must lie in the prediction interval of one more shipped seed."""
+    shipped = [_run("corr", s, a) for s, a in enumerate((3.0, 3.2, 2.9, 3.1, 3.05))]
+    other = dict(rp.SHIPPED_MACHINE, cpu_capability="AVX2")
+    fresh = dict(_run("corr", 0, 3.08), machine=other)
+    text, worst = rp.seed_check([fresh], shipped)
+    verdict = text.split("\n")[0]
+    assert verdict.startswith("**Reproduced within the shipped seeds' spread**") and "AVX2" in verdict
+    assert "Bonferroni over the 1 comparisons" in verdict and "| yes |" in text and worst == 0.0
+    text, _ = rp.seed_check([dict(fresh, metrics={"standard": {"aepe": 4.5}})], shipped)
+    assert text.startswith("**Outside the shipped seeds' spread**: 1 of 1") and "**no**" in text
+    # the machine the shipped runs were trained on: digit by digit again
+    text, worst = rp.seed_check([dict(fresh, machine=dict(rp.SHIPPED_MACHINE))], shipped)
+    assert text.startswith("**Not reproduced to float rounding**") and math.isclose(worst, 0.08 / 3.0)
+    # one shipped seed: no spread to compare with
+    text, _ = rp.seed_check([fresh], shipped[:1])
+    assert text.startswith("**Nothing checked**") and "fewer than two shipped seeds" in text
 
 
 def test_estimate_from_shipped_wall_times(tmp_path):

@@ -68,25 +68,54 @@ def _shipped_run(pt: Path, manifest: dict) -> Path:
     return ROOT / "data" / "results" / folder / f"{run_name(manifest['variant'], manifest['seed'])}.json"
 
 
+BITS = ROOT / "data" / "results" / "ci" / "gocor-bits.json"
+# On a machine that rounds differently (another instruction set, torch or thread count: see
+# gocor.lab.device.machine_info) training amplifies the last bits step by step. Measured on an AVX2
+# machine against the AVX512 records: relative 2.7e-6 up to step 3, 8.5e-5 .. 3.7e-3 over steps 5-20.
+EARLY_STEPS = 3             # still within REL there
+ACROSS_MACHINES = 1e-2      # the later steps there
+
+
+def _history_matches(got: list[dict], want: list[dict], same_machine: bool, exact: bool = False) -> None:
+    """Every step's loss and validation error: bit for bit (``exact``) or to REL on the recording
+    machine; elsewhere to REL for the first EARLY_STEPS steps and to ACROSS_MACHINES after."""
+    assert [h["step"] for h in got] == [h["step"] for h in want]
+    for g, w in zip(got, want):
+        for key in ("loss", "val_aepe"):
+            if same_machine and exact:
+                assert g[key] == w[key], (g, w)
+            elif same_machine or g["step"] <= EARLY_STEPS:
+                assert _close(g[key], w[key]), (g, w)
+            else:
+                assert abs(g[key] - w[key]) <= ACROSS_MACHINES * abs(w[key]), (g, w)
+
+
 def test_short_run_reproduces_its_recorded_history(tmp_path):
+    """The 20-step record (recorded with the bits record, on its machine, when it names none)."""
+    import torch
+    from gocor.lab.device import machine_info
     record = json.loads((ROOT / "data" / "results" / "ci" / "gocor-short.json").read_text())
-    summary = train(TrainConfig(**record["train_config"]), tmp_path / "run", progress=False)
-    assert [h["step"] for h in summary["history"]] == [h["step"] for h in record["history"]]
-    for got, want in zip(summary["history"], record["history"]):
-        assert _close(got["loss"], want["loss"]) and _close(got["val_aepe"], want["val_aepe"]), (got, want)
+    machine = record.get("machine") or json.loads(BITS.read_text())["machine"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(machine["threads"])
+    try:
+        summary = train(TrainConfig(**record["train_config"]), tmp_path / "run", progress=False)
+        same = machine_info() == machine
+    finally:
+        torch.set_num_threads(before)
+    _history_matches(summary["history"], record["history"], same)
 
 
 _BITS_RUN = """
-import json, platform, sys, tempfile
+import json, sys, tempfile
 import torch
+from gocor.lab.device import machine_info
 from gocor.lab.runs.train import TrainConfig, train
 record = json.loads(open(sys.argv[1]).read())
 torch.set_num_threads(record["machine"]["threads"])
 with tempfile.TemporaryDirectory() as tmp:
     summary = train(TrainConfig(**record["train_config"]), tmp + "/run", progress=False)
-print(json.dumps({"history": summary["history"], "machine": {
-    "torch": torch.__version__, "threads": torch.get_num_threads(),
-    "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}}))
+print(json.dumps({"history": summary["history"], "machine": machine_info()}))
 """
 
 
@@ -97,15 +126,10 @@ def test_short_run_bit_for_bit_on_the_recording_machine():
     In a fresh process: earlier training in this one at other thread counts can move rounding."""
     import subprocess
     import sys
-    path = ROOT / "data" / "results" / "ci" / "gocor-bits.json"
+    path = BITS
     record = json.loads(path.read_text())
     out = subprocess.run([sys.executable, "-c", _BITS_RUN, str(path)], capture_output=True, text=True,
                          check=True, cwd=ROOT).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    got = [(h["step"], h["loss"], h["val_aepe"]) for h in result["history"]]
-    want = [(h["step"], h["loss"], h["val_aepe"]) for h in record["history"]]
-    assert len(got) == len(want) == record["train_config"]["steps"]
-    if result["machine"] == record["machine"]:
-        assert got == want
-    else:
-        assert all(g[0] == w[0] and _close(g[1], w[1]) and _close(g[2], w[2]) for g, w in zip(got, want)), (got, want)
+    assert len(result["history"]) == len(record["history"]) == record["train_config"]["steps"]
+    _history_matches(result["history"], record["history"], result["machine"] == record["machine"], exact=True)

@@ -34,6 +34,29 @@ class TestTInterval:
         assert 0.93 <= cover <= 0.97
 
 
+class TestPredictionInterval:
+    def test_closed_form(self):
+        d = stats.prediction_interval([1.0, 2.0, 3.0])
+        # mean 2, s = 1: 2 ± t_{0.975, 2} · √(1 + 1/3)
+        assert d.mean == 2.0 and d.n == 3
+        assert math.isclose(d.high - 2.0, 4.302652729911275 * math.sqrt(4 / 3), rel_tol=1e-8)
+        assert math.isclose(2.0 - d.low, d.high - 2.0, rel_tol=1e-12)
+
+    def test_one_value_is_unbounded(self):
+        d = stats.prediction_interval([0.3])
+        assert d.low == -math.inf and d.high == math.inf
+
+    def test_covers_one_more_draw(self):
+        """Not the mean: a new value from the same distribution, ``level`` of the time."""
+        rng = np.random.default_rng(4)
+        hits = []
+        for _ in range(2000):
+            x = rng.normal(0.7, 2.0, 6)
+            d = stats.prediction_interval(list(x[:5]))
+            hits.append(d.low <= x[5] <= d.high)
+        assert 0.93 <= np.mean(hits) <= 0.97
+
+
 class TestVerdict:
     def test_directions(self):
         lower = stats.Interval(-0.2, -0.3, -0.1, 3)

@@ -29,6 +29,17 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def machine_info() -> dict:
+    """What fixes the float rounding of CPU training here: torch's version, its intra-op threads,
+    the instruction set its kernels dispatch to (``cpu_capability``, e.g. AVX512 or AVX2) and the
+    architecture. Two machines with equal records train bit for bit alike; where one differs,
+    rounding differs in the last bits and training amplifies that step by step (a run ends like
+    one more seed would, not equal to the last digit)."""
+    import platform
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
+
+
 @torch.no_grad()
 def batched(fn, source: Tensor, target: Tensor, device: torch.device, batch_size: int = 32) -> list:
     """``fn(source_batch, target_batch)`` over (N, 3, H, W) pairs in batches on ``device``, its

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..data.pairs import PairConfig
 from ..data.pool import load_pool
 from ..data.splits import HELD_OUT_SPLITS, check_splits, held_out_split
-from ..device import default_device
+from ..device import default_device, machine_info
 from ..errors import UserError
 from ..files import write_json
 from .evaluate import evaluate, load_matcher, object_effect
@@ -72,7 +72,7 @@ def run_variant(name: str, seed: int, profile: str, out: str | Path, device: str
               "metrics": {s: {k: v for k, v in m.items() if isinstance(v, (int, float))} for s, m in metrics.items()},
               "per_pair": {s: _rounded(m["per_pair"]) for s, m in metrics.items()},
               "history": summary["history"], "wall_time_s": round(summary["wall_time"], 1),
-              "device": str(default_device(device)), **code}
+              "device": str(default_device(device)), "machine": machine_info(), **code}
     if "dynamic" in splits:     # the background beside a moving object, with and without it, per pair
         effect = object_effect(model, per_pair=True)
         result["object_effect"] = effect | {"per_pair": _rounded(effect["per_pair"])}

@@ -9,6 +9,8 @@ Every trained run (an ablation variant, a shipped matcher) ends as one JSON reco
     per_pair      {held-out split: {metric: [value per pair]}} (4 decimals; runs since protocol v2)
     history       [{"step", "loss", "val_aepe"}, ...]
     wall_time_s, device
+    machine       what fixes CPU float rounding: torch, threads, cpu_capability, machine
+                  (:func:`gocor.lab.device.machine_info`; runs since it was added)
     commit, dirty the code it started with (:func:`commit_info`; ``dirty`` None when unknown)
 
 in ``<run>/result.json`` of a run folder or ``<variant>-seed<S>.json`` when shipped. Written

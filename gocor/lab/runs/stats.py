@@ -7,6 +7,8 @@ a seed (same initialization and batch order), never on two means and their sprea
 when there is none (:func:`null_call_rate` measures it).
 
 - :func:`t_interval` — a mean and its Student-t interval (seeds as the only source of noise);
+- :func:`prediction_interval` — where one more seed's value would fall (a fresh run on a machine
+  that rounds differently is checked against it);
 - :func:`paired_difference` — B − A per common seed, then :func:`t_interval`;
 - :func:`hierarchical_bootstrap` — seeds resampled, then test pairs (or the pictures they come
   from) within each seed: also counts the test set's sampling error, which the t-interval over
@@ -80,6 +82,14 @@ def t_interval(xs: Sequence[float], level: float = 0.95) -> Interval:
         return Interval(m, -math.inf, math.inf, 1, level)
     half = t_quantile(level, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
     return Interval(m, m - half, m + half, int(x.size), level)
+
+
+def prediction_interval(xs: Sequence[float], level: float = 0.95) -> Interval:
+    """Where one more value from the distribution of ``xs`` falls with probability ``level`` (a
+    normal model): mean ± t_{n−1} · s · √(1 + 1/n). One value gives an infinite interval."""
+    ci = t_interval(xs, level)
+    half = (ci.high - ci.mean) * math.sqrt(ci.n + 1)       # s/√n · √(n+1) = s · √(1 + 1/n)
+    return ci if ci.n < 2 else Interval(ci.mean, ci.mean - half, ci.mean + half, ci.n, level)
 
 
 def paired_difference(before: Mapping[int, float], after: Mapping[int, float],
