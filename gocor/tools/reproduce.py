@@ -2,8 +2,10 @@
 
 By default it retrains what a 2-core CPU affords in under half an hour — the four Table-6 variants
 for seed 0 of protocol v2 (profile ``large``, shipped in data/results/protocol2) — and checks them
-against the shipped runs of the same seed (CPU training is deterministic, so a fresh run must equal
-the shipped one to float rounding). ``--all`` runs every shipped variant × its shipped seeds (hours
+against the shipped runs of the same seed (CPU training is deterministic on one machine: a fresh run
+from the machine the shipped runs were trained on must equal them to float rounding; one from a
+machine that rounds differently is checked against the shipped seeds' spread, see
+:func:`seed_check`). ``--all`` runs every shipped variant × its shipped seeds (hours
 on a CPU; resumable). ``--profile quick`` does the same for protocol 1 (data/results/ablation). It
 prints its estimate at the start, from the shipped runs' own wall times.
 
@@ -230,8 +232,9 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
         runs = [(v, s) for v in variants for s in seeds
                 if not all_runs or not shipped_runs or (v, s) in shipped_runs]
         est = estimate_s(runs, runs_dir, profile, shipped)
-        said = (f"about {est / 60:.0f} min on a 2-core CPU (from the shipped runs' wall times; finished "
-                f"runs are skipped)" if est is not None else f"no estimate (no shipped run of profile {profile})")
+        said = (f"about {est / 60:.0f} min on the machine the runs were trained on ({describe_machine(SHIPPED_MACHINE)}; "
+                f"from their wall times; finished runs are skipped; a slower CPU takes longer)"
+                if est is not None else f"no estimate (no shipped run of profile {profile})")
         print(f"reproduce: {len(runs)} runs ({', '.join(variants)}; seeds {', '.join(map(str, seeds))}; "
               f"profile {profile}) into {runs_dir}, then the notebooks: {said}", flush=True)
         run_ablation(runs_dir, profile, runs)
