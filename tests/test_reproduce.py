@@ -49,7 +49,7 @@ def test_seed_check_compares_run_by_run():
     text, worst = rp.seed_check([_run("corr", 0, 3.0 + 3e-5)], shipped)
     assert text.startswith("**Reproduced**") and abs(worst - 1e-5) < 1e-9
     text, worst = rp.seed_check([_run("gocor", 0, 2.6), _run("init_zeros", 0, 1.0)], shipped)
-    assert text.startswith("**Not reproduced") and abs(worst - 0.04) < 1e-9 and "not shipped" in text
+    assert text.startswith("**Not reproduced") and abs(worst - 0.04) < 1e-9 and "`init_zeros-seed0` (quick): not shipped" in text
 
 
 def test_seed_check_never_says_reproduced_without_a_comparison():
@@ -61,7 +61,7 @@ def test_seed_check_never_says_reproduced_without_a_comparison():
     assert verdict.startswith("**Nothing checked**") and "`corr-seed0` (full)" in verdict and worst == 0.0
     text, _ = rp.seed_check([_run("corr", 0, 3.0), _run("gocor", 0, 2.0)], shipped)
     verdict = text.split("\n")[0]
-    assert verdict.startswith("**Reproduced**: every metric of every checked fresh run")
+    assert verdict.startswith("**Reproduced**: every metric of every fresh run compared digit by digit")
     assert "`gocor-seed0` (quick)" in verdict
     text, _ = rp.seed_check([_run("corr", 0, 3.0)], shipped)
     assert "Not checked" not in text and "every fresh run" in text
@@ -69,22 +69,62 @@ def test_seed_check_never_says_reproduced_without_a_comparison():
 
 def test_seed_check_on_another_machine_compares_with_the_seeds_spread():
     """A fresh run trained where float rounding differs (here AVX2 against the shipped AVX512) is not
-    held to the last digit: its AEPE must lie in the prediction interval of one more shipped seed."""
+    held to the last digit: its geometric-mean AEPE must lie in the prediction interval of one more
+    seed from the shipped runs of its variant with *other* seeds."""
     shipped = [_run("corr", s, a) for s, a in enumerate((3.0, 3.2, 2.9, 3.1, 3.05))]
     other = dict(rp.SHIPPED_MACHINE, cpu_capability="AVX2")
     fresh = dict(_run("corr", 0, 3.08), machine=other)
     text, worst = rp.seed_check([fresh], shipped)
     verdict = text.split("\n")[0]
     assert verdict.startswith("**Reproduced within the shipped seeds' spread**") and "AVX2" in verdict
-    assert "Bonferroni over the 1 comparisons" in verdict and "| yes |" in text and worst == 0.0
+    assert "Bonferroni over the 1 runs" in verdict and worst == 0.0
+    # the interval comes from seeds 1-4 (log scale), not seed 0's own run
+    from gocor.lab.runs.stats import prediction_interval
+    pi = prediction_interval([math.log(a) for a in (3.2, 2.9, 3.1, 3.05)])
+    assert f"| 3.080 | 3.000 | {math.exp(pi.mean):.3f} (4) | {math.exp(pi.low):.3f}–{math.exp(pi.high):.3f} | yes |" in text
     text, _ = rp.seed_check([dict(fresh, metrics={"standard": {"aepe": 4.5}})], shipped)
-    assert text.startswith("**Outside the shipped seeds' spread**: 1 of 1") and "**no**" in text
-    # the machine the shipped runs were trained on: digit by digit again
+    assert text.startswith("**Outside the shipped seeds' spread**: 1 of 1 fresh runs (`corr-seed0`)") and "**no**" in text
+    # the machine the shipped runs were trained on: digit by digit; failing that, the spread as well
     text, worst = rp.seed_check([dict(fresh, machine=dict(rp.SHIPPED_MACHINE))], shipped)
     assert text.startswith("**Not reproduced to float rounding**") and math.isclose(worst, 0.08 / 3.0)
-    # one shipped seed: no spread to compare with
-    text, _ = rp.seed_check([fresh], shipped[:1])
-    assert text.startswith("**Nothing checked**") and "fewer than two shipped seeds" in text
+    assert "**Reproduced within the shipped seeds' spread**" in text and "both recorded on" in text
+    # a thread count other than the shipped runs' is another rounding too
+    text, _ = rp.seed_check([dict(fresh, machine=dict(rp.SHIPPED_MACHINE, threads=16))], shipped)
+    assert text.startswith("**Reproduced within the shipped seeds' spread**") and "16 threads" in text
+
+
+def test_seed_check_names_what_it_could_not_check():
+    other = dict(rp.SHIPPED_MACHINE, cpu_capability="AVX2")
+    fresh = dict(_run("corr", 0, 30.0), machine=other)
+    # one other seed: no spread to compare with, and the verdict says so instead of "Reproduced"
+    text, _ = rp.seed_check([fresh], [_run("corr", 0, 3.0), _run("corr", 1, 3.1)])
+    assert text.startswith("**Nothing checked**") and "`corr-seed0` (1 shipped run(s) of other seeds; two are needed)" in text
+    # a split the other seeds lack is left out, and one none has leaves the run unchecked
+    lacking = [dict(_run("corr", s, 3.0), metrics={"dynamic": {"aepe": 3.0 + s / 10}}) for s in range(4)]
+    text, _ = rp.seed_check([fresh], lacking)
+    assert "Reproduced" not in text and "no split in common" in text
+    # the shipped twin without the split: a dash, no crash
+    shipped = [dict(_run("corr", 0, 3.0), metrics={"dynamic": {"aepe": 3.0}})] + [_run("corr", s, 3.0 + s / 20) for s in (1, 2, 3)]
+    text, _ = rp.seed_check([dict(fresh, metrics={"standard": {"aepe": 3.07}})], shipped)
+    assert text.startswith("**Reproduced within") and "| 3.070 | – |" in text
+    # runs from two machines: both are named
+    arm = dict(rp.SHIPPED_MACHINE, cpu_capability="DEFAULT", machine="aarch64")
+    shipped = [_run(v, s, 3.0 + s / 20) for v in ("corr", "gocor") for s in range(4)]
+    text, _ = rp.seed_check([dict(fresh, metrics={"standard": {"aepe": 3.07}}),
+                             dict(_run("gocor", 0, 3.07), machine=arm)], shipped)
+    assert "AVX2, x86_64" in text.split("\n")[0] and "DEFAULT, aarch64" in text.split("\n")[0]
+
+
+def test_reproduce_refuses_an_unwritable_build_dir_before_any_work(tmp_path):
+    from gocor.lab.errors import UserError
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    import pytest
+    with pytest.raises(UserError, match="cannot make"):
+        rp.reproduce(blocker / "build", profile="tiny", variants=("corr",), seeds=(0,))
+    with pytest.raises(UserError, match="threads"):
+        rp.reproduce(tmp_path / "build", profile="tiny", variants=("corr",), seeds=(0,), threads=0)
+    assert not (tmp_path / "build" / "ablation" / "corr-seed0").exists()
 
 
 def test_estimate_from_shipped_wall_times(tmp_path):

@@ -70,15 +70,18 @@ def _shipped_run(pt: Path, manifest: dict) -> Path:
 
 BITS = ROOT / "data" / "results" / "ci" / "gocor-bits.json"
 # On a machine that rounds differently (another instruction set, torch or thread count: see
-# gocor.lab.device.machine_info) training amplifies the last bits step by step. Measured on an AVX2
-# machine against the AVX512 records: relative 2.7e-6 up to step 3, 8.5e-5 .. 3.7e-3 over steps 5-20.
-EARLY_STEPS = 3             # still within REL there
-ACROSS_MACHINES = 1e-2      # the later steps there
+# gocor.lab.device.machine_info) training amplifies the last bits step by step, 2-5x a step.
+# Measured on an AVX2 machine against the AVX512 records: relative 2.7e-6 up to step 3, then
+# 8.5e-5 .. 3.7e-3 over steps 5-20. There the first steps are still checked to REL (the loss at step
+# 1 comes before any update: a changed model or loss shows), the later ones only for gross breakage
+# (13x the largest measured); the strict checks need the recording machine (CI's).
+EARLY_STEPS = 3
+ACROSS_MACHINES = 5e-2
 
 
 def _history_matches(got: list[dict], want: list[dict], same_machine: bool, exact: bool = False) -> None:
     """Every step's loss and validation error: bit for bit (``exact``) or to REL on the recording
-    machine; elsewhere to REL for the first EARLY_STEPS steps and to ACROSS_MACHINES after."""
+    machine; elsewhere to REL for the first EARLY_STEPS steps and to ACROSS_MACHINES after them."""
     assert [h["step"] for h in got] == [h["step"] for h in want]
     for g, w in zip(got, want):
         for key in ("loss", "val_aepe"):

@@ -20,6 +20,7 @@ prints its estimate at the start, from the shipped runs' own wall times.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -96,9 +97,10 @@ def shipped_folder(profile: str) -> Path:
 
 # The machine the shipped runs were trained on; they predate the "machine" field of a run record
 # (gocor.lab.device.machine_info). Protocol v2's four Table-6 seed-0 runs retrained there equal the
-# shipped ones to the last digit.
+# shipped ones to the last digit. reproduce trains with its thread count, so that such a machine
+# with more cores still compares digit by digit.
 SHIPPED_MACHINE = {"torch": "2.13.0+cpu", "threads": 2, "cpu_capability": "AVX512", "machine": "x86_64"}
-SPREAD_METRIC = "aepe"                  # what a run on another machine is checked on, split by split
+_DIGIT_HEADER = ["| run | split | metric | fresh | shipped | rel. difference |", "|---|---|---|---:|---:|---:|"]
 
 
 def describe_machine(machine: dict) -> str:
@@ -108,107 +110,147 @@ def describe_machine(machine: dict) -> str:
 
 def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] | None = None,
                tol: float = 1e-4, level: float = 0.95) -> tuple[str, float]:
-    """Markdown: every fresh run against the shipped runs of the same variant, and the largest
-    relative difference |fresh − shipped| / max(|shipped|, 1e-3) of the runs compared digit by digit.
+    """Markdown: every fresh run against the shipped runs of its variant (a verdict line, then
+    tables), and the largest relative difference |fresh − shipped| / max(|shipped|, 1e-3) of the
+    runs compared digit by digit.
 
-    A fresh run trained on the machine the shipped run was (its ``machine`` record; the shipped runs'
-    is :data:`SHIPPED_MACHINE`), or one that records no machine, is compared with the shipped run of
-    the same seed metric by metric (on ``splits``, default every split the fresh run has): CPU
-    training is deterministic there, so they must agree to float rounding (``tol``). A run trained
-    on a machine that rounds differently (another instruction set, torch or thread count) cannot
-    agree digit by digit: training amplifies the last bits until the run ends as another seed
-    would. It is checked against the shipped seeds of its variant instead: its AEPE on each split
-    must lie in the ``level`` prediction interval of one more seed (Student-t over the shipped
-    seeds, Bonferroni over every comparison). The verdict says "Reproduced" only when something
-    was compared, and names the fresh runs with nothing shipped to compare with."""
-    from ..lab.runs.stats import prediction_interval
-    from ..lab.runs.variants import run_name
+    A fresh run trained on the machine its shipped twin (same variant, seed, profile) was trained on
+    (the ``machine`` records; the shipped runs' is :data:`SHIPPED_MACHINE`), or one that records no
+    machine, is compared with that twin metric by metric (on ``splits``, default every split the
+    fresh run has): CPU training is deterministic there, so they must agree to float rounding
+    (``tol``). A run from a machine that rounds differently (another instruction set, torch or
+    thread count) cannot: training amplifies the last bits until the run ends as another seed
+    would. It, and a run that fails the digit check although the records match (something they do
+    not name differs: the CPU model, the BLAS build, or the code), is checked by
+    :func:`spread_check` instead. The verdict says "Reproduced" only when something was
+    compared, and names every fresh run that was not."""
     by_run = {(r["variant"], r["seed"], r["profile"]): r for r in shipped}
-    exact, spread, unchecked = [], [], []
+    digit, spread, unchecked = [], [], []
     for r in fresh:
-        s = by_run.get((r["variant"], r["seed"], r["profile"]))
-        if s is None:
-            unchecked.append(r)
-        elif r.get("machine") is None or r["machine"] == s.get("machine", SHIPPED_MACHINE):
-            exact.append((r, s))
+        twin = by_run.get((r["variant"], r["seed"], r["profile"]))
+        if twin is None:
+            unchecked.append(f"{_name(r)} ({r['profile']}): not shipped")
+        elif r.get("machine") is None or r["machine"] == twin.get("machine", SHIPPED_MACHINE):
+            digit.append((r, twin))
         else:
-            spread.append((r, s))
-    name = lambda r: f"`{run_name(r['variant'], r['seed'])}`"
-    verdicts, tables, worst, compared = [], [], 0.0, 0
-    if exact:
-        lines = ["| run | split | metric | fresh | shipped | rel. difference |", "|---|---|---|---:|---:|---:|"]
-        for r, s in exact:
+            spread.append(r)
+    verdicts, tables, worst = [], [], 0.0
+    if digit:
+        lines, worst, compared, failed = list(_DIGIT_HEADER), 0.0, 0, []
+        for r, twin in digit:
+            run_worst = 0.0
             for split in (splits or tuple(r["metrics"])):
                 for key, value in r["metrics"].get(split, {}).items():
-                    ref = s["metrics"].get(split, {}).get(key)
+                    ref = twin["metrics"].get(split, {}).get(key)
                     if ref is None:
                         continue
                     rel = abs(value - ref) / max(abs(ref), 1e-3)
-                    worst = max(worst, rel)
-                    compared += 1
+                    run_worst, compared = max(run_worst, rel), compared + 1
                     if key in ("aepe", "pck5", "f1", "coarse_acc"):
-                        lines.append(f"| {name(r)} | {split} | {key} | {value:.6f} | {ref:.6f} | {rel:.1e} |")
+                        lines.append(f"| {_name(r)} | {split} | {key} | {value:.6f} | {ref:.6f} | {rel:.1e} |")
+            worst = max(worst, run_worst)
+            if run_worst > tol:
+                failed.append(r)
         if compared and worst <= tol:
-            verdicts.append(f"**Reproduced**: every metric of every {'checked ' if unchecked or spread else ''}"
-                            f"fresh run equals the shipped one within a relative {worst:.1e} (tolerance {tol:.0e}).")
+            verdicts.append(f"**Reproduced**: every metric of every fresh run compared digit by digit equals "
+                            f"the shipped one within a relative {worst:.1e} (tolerance {tol:.0e}).")
         elif compared:
             verdicts.append(f"**Not reproduced to float rounding**: the largest relative difference from the "
-                            f"shipped runs is {worst:.1e} (tolerance {tol:.0e}); the table shows where.")
-        tables.append("\n".join(lines))
-    if spread:
-        rows = []
-        for r, s in spread:
-            for split in (splits or tuple(r["metrics"])):
-                value = r["metrics"].get(split, {}).get(SPREAD_METRIC)
-                seeds = [x["metrics"][split][SPREAD_METRIC] for x in shipped
-                         if (x["variant"], x["profile"]) == (r["variant"], r["profile"])
-                         and SPREAD_METRIC in x["metrics"].get(split, {})]
-                if value is not None and len(seeds) >= 2:
-                    rows.append((r, s, split, value, seeds))
-        m = len(rows)
-        lines = [f"| run | split | fresh {SPREAD_METRIC} | shipped, same seed | shipped seeds (n) | "
-                 f"interval for one more seed | inside |", "|---|---|---:|---:|---:|---|---|"]
-        outside = 0
-        for r, s, split, value, seeds in rows:
-            pi = prediction_interval(seeds, 1 - (1 - level) / m)
-            inside = pi.low <= value <= pi.high
-            outside += not inside
-            lines.append(f"| {name(r)} | {split} | {value:.4f} | {s['metrics'][split][SPREAD_METRIC]:.4f} | "
-                         f"{pi.mean:.4f} ({pi.n}) | [{pi.low:.4f}, {pi.high:.4f}] | {'yes' if inside else '**no**'} |")
-        here = describe_machine(spread[0][0]["machine"])
-        there = describe_machine(spread[0][1].get("machine", SHIPPED_MACHINE))
-        why = (f"this machine ({here}) rounds floats differently from the one the shipped runs were trained "
-               f"on ({there}), and training amplifies the last bits until a run ends as another seed would")
-        if not m:
-            verdicts.append(f"**Nothing checked**: not comparable digit by digit ({why}), and fewer than two "
-                            f"shipped seeds of the fresh runs' variants to compare their spread with.")
-        elif not outside:
-            verdicts.append(f"**Reproduced within the shipped seeds' spread** (not to the last digit: {why}): "
-                            f"every fresh {SPREAD_METRIC.upper()} lies in the {level:.0%} prediction interval of one "
-                            f"more seed from the shipped seeds (Bonferroni over the {m} comparisons).")
+                            f"shipped runs is {worst:.1e} (tolerance {tol:.0e}), from a machine recorded as "
+                            f"theirs (or not recorded): something the record does not name differs (the CPU "
+                            f"model, the BLAS build, or the code).")
+            spread += failed
+        if compared:
+            tables.append("\n".join(lines))
         else:
-            verdicts.append(f"**Outside the shipped seeds' spread**: {outside} of {m} fresh "
-                            f"{SPREAD_METRIC.upper()}s lie outside the {level:.0%} prediction interval of one more "
-                            f"seed (Bonferroni over the {m}) — more than float rounding differs ({why}).")
-        tables.append("\n".join(lines))
-    if unchecked:
-        names = ", ".join(f"{name(r)} ({r['profile']})" for r in unchecked)
-        tables.append("\n".join(["| run | split | metric | fresh | shipped | rel. difference |",
-                                  "|---|---|---|---:|---:|---:|"]
-                                 + [f"| {name(r)} | – | – | – | not shipped | – |" for r in unchecked]))
+            unchecked += [f"{_name(r)} (no metric in common with its shipped run)" for r, _ in digit]
+    if spread:
+        verdict, table, not_checked = spread_check(spread, shipped, splits, level)
+        verdicts.append(verdict)
+        tables += [table] if table else []
+        unchecked += not_checked
     if not verdicts:
-        verdicts = ["**Nothing checked**: no fresh run has a shipped metric to compare with."]
+        verdicts.append("**Nothing checked**: no fresh run has a shipped run to compare with.")
     if unchecked:
-        verdicts.append(f"Not checked, no shipped run of the same variant, seed and profile: {names}.")
+        verdicts.append(f"Not checked: {'; '.join(unchecked)}.")
     return " ".join(verdicts) + "\n\n" + "\n\n".join(tables), worst
+
+
+def spread_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] | None = None,
+                 level: float = 0.95) -> tuple[str, str, list[str]]:
+    """(verdict, markdown table, the runs not checked): each fresh run, from a machine that rounds
+    differently, against the shipped runs of its variant and profile with *other* seeds (its own
+    seed's shares its initialization and batch order). One number per run, its geometric-mean AEPE
+    over its splits (``splits`` or all it has, those every shipped run of the comparison has too),
+    must lie in the ``level`` prediction interval of one more seed (Student-t on the log scale,
+    Bonferroni over the runs compared). Five shipped seeds make a loose check, three a very loose
+    one: the table gives each interval."""
+    from ..lab.runs.stats import prediction_interval
+    rows, not_checked = [], []
+    for r in fresh:
+        others = [x for x in shipped if (x["variant"], x["profile"]) == (r["variant"], r["profile"])
+                  and x["seed"] != r["seed"]]
+        use = [sp for sp in (splits or tuple(r["metrics"]))
+               if "aepe" in r["metrics"].get(sp, {}) and all("aepe" in x["metrics"].get(sp, {}) for x in others)]
+        if len(others) < 2 or not use:
+            not_checked.append(f"{_name(r)} ({len(others)} shipped run(s) of other seeds"
+                               f"{'' if use else ', no split in common'}; two are needed)")
+            continue
+        twin = next((x for x in shipped if (x["variant"], x["seed"], x["profile"]) ==
+                     (r["variant"], r["seed"], r["profile"])), None)
+        rows.append((r, twin, use, [_log_aepe(x, use) for x in others]))
+    m = len(rows)
+    lines = ["| run | splits | fresh AEPE (geometric mean) | shipped, same seed | shipped, other seeds (n) | "
+             "interval for one more seed | inside |", "|---|---:|---:|---:|---:|---|---|"]
+    outside = []
+    for r, twin, use, seeds in rows:
+        pi = prediction_interval(seeds, 1 - (1 - level) / m)
+        value = _log_aepe(r, use)
+        inside = pi.low <= value <= pi.high
+        if not inside:
+            outside.append(_name(r))
+        same = f"{math.exp(_log_aepe(twin, use)):.3f}" if twin and all(
+            "aepe" in twin["metrics"].get(sp, {}) for sp in use) else "–"
+        lines.append(f"| {_name(r)} | {len(use)} | {math.exp(value):.3f} | {same} | {math.exp(pi.mean):.3f} ({pi.n}) | "
+                     f"{math.exp(pi.low):.3f}–{math.exp(pi.high):.3f} | {'yes' if inside else '**no**'} |")
+    machines = sorted({describe_machine(r["machine"]) for r in fresh if r.get("machine")})
+    theirs = sorted({describe_machine(x.get("machine", SHIPPED_MACHINE)) for x in shipped})
+    if machines == theirs:
+        why = f"fresh and shipped runs both recorded on {' and '.join(theirs)}, yet apart beyond float rounding"
+    else:
+        why = (f"fresh runs trained on {' and '.join(machines) or 'an unrecorded machine'}, the shipped ones on "
+               f"{' and '.join(theirs)}: where float rounding differs, training amplifies the last bits until a "
+               f"run ends as another seed would")
+    if not m:
+        verdict = f"**Nothing checked** against the shipped seeds' spread ({why})."
+    elif not outside:
+        verdict = (f"**Reproduced within the shipped seeds' spread**, not to the last digit ({why}): each fresh "
+                   f"run's geometric-mean AEPE lies in the {level:.0%} prediction interval of one more seed of "
+                   f"its variant (Bonferroni over the {m} runs; the table gives each interval).")
+    else:
+        verdict = (f"**Outside the shipped seeds' spread**: {len(outside)} of {m} fresh runs ({', '.join(outside)}) "
+                   f"lie outside the {level:.0%} prediction interval of one more seed (Bonferroni over the {m}): "
+                   f"more than float rounding differs ({why}).")
+    return verdict, "\n".join(lines) if m else "", not_checked
+
+
+def _name(run: dict) -> str:
+    from ..lab.runs.variants import run_name
+    return f"`{run_name(run['variant'], run['seed'])}`"
+
+
+def _log_aepe(run: dict, splits: list[str]) -> float:
+    """The mean over ``splits`` of log AEPE (the log of the geometric mean)."""
+    return statistics.mean(math.log(run["metrics"][sp]["aepe"]) for sp in splits)
 
 
 def reproduce(out: str | Path = "build", update: bool = False, parameters: dict | None = None,
               profile: str = DEFAULT_PROFILE, ablation: bool = True, variants: tuple[str, ...] | None = None,
-              seeds: tuple[int, ...] | None = None, all_runs: bool = False) -> list[dict]:
+              seeds: tuple[int, ...] | None = None, all_runs: bool = False, threads: int | None = None) -> list[dict]:
     """The reproduction (module docstring). ``all_runs``: every shipped variant × its shipped seeds
     (3 when none is shipped); else ``variants`` (default the Table-6 ones) × ``seeds`` (default
-    seed 0)."""
+    seed 0). ``threads``: torch's intra-op threads for the runs (default the shipped runs' machine's,
+    so that the same kind of machine with more cores still compares digit by digit)."""
     import papermill as pm
 
     from ..lab.errors import UserError
@@ -226,6 +268,13 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise UserError(f"variants: unknown {unknown}; choose from {', '.join(VARIANTS)}")
+    if threads is not None and threads < 1:
+        raise UserError(f"threads: must be 1 or more, got {threads}")
+    for folder_ in (out, runs_dir) if ablation else (out,):
+        try:                                # before any work: an unwritable folder found after the runs loses them
+            folder_.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"build dir {out}: cannot make {folder_} ({e.strerror})") from None
     fresh = None
     if ablation:
         shipped_runs = {(r["variant"], r["seed"]) for r in shipped}
@@ -237,7 +286,13 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
                 if est is not None else f"no estimate (no shipped run of profile {profile})")
         print(f"reproduce: {len(runs)} runs ({', '.join(variants)}; seeds {', '.join(map(str, seeds))}; "
               f"profile {profile}) into {runs_dir}, then the notebooks: {said}", flush=True)
-        run_ablation(runs_dir, profile, runs)
+        import torch
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads or SHIPPED_MACHINE["threads"])
+        try:
+            run_ablation(runs_dir, profile, runs)
+        finally:
+            torch.set_num_threads(before)
         fresh = report.load_runs(runs_dir)
         fresh = [r for r in fresh if (r["variant"], r["seed"]) in set(runs)]
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
