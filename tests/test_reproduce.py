@@ -1,6 +1,7 @@
 """make reproduce: the ablation into build/, notebook 06 pointed at it, the summary against shipped."""
 import json
 import math
+import statistics
 
 import nbformat
 import papermill
@@ -31,6 +32,7 @@ def test_reproduce_runs_the_ablation_then_the_notebooks_on_it(tmp_path, monkeypa
     assert calls["05_a.ipynb"] == {} and calls["06_b.ipynb"] == {"RESULTS": str((out / "ablation").resolve())}
     result = json.loads((out / "ablation" / "corr-seed0" / "result.json").read_text())
     assert result["profile"] == "tiny" and (out / "ablation" / "objectives.json").exists()
+    assert result["machine"]["threads"] == rp.SHIPPED_MACHINE["threads"]      # trained as the shipped runs were
     summary = (out / "summary.md").read_text()
     assert "against the shipped ones" in summary and "| `corr` | standard aepe |" in summary
     assert "not shipped" in summary                  # no shipped run of the tiny profile to check against
@@ -46,9 +48,9 @@ def _run(variant, seed, aepe, profile="quick", wall=100.0):
 
 def test_seed_check_compares_run_by_run():
     shipped = [_run("corr", 0, 3.0), _run("corr", 1, 2.0), _run("gocor", 0, 2.5)]
-    text, worst = rp.seed_check([_run("corr", 0, 3.0 + 3e-5)], shipped)
+    text, worst, _ = rp.seed_check([_run("corr", 0, 3.0 + 3e-5)], shipped)
     assert text.startswith("**Reproduced**") and abs(worst - 1e-5) < 1e-9
-    text, worst = rp.seed_check([_run("gocor", 0, 2.6), _run("init_zeros", 0, 1.0)], shipped)
+    text, worst, _ = rp.seed_check([_run("gocor", 0, 2.6), _run("init_zeros", 0, 1.0)], shipped)
     assert text.startswith("**Not reproduced") and abs(worst - 0.04) < 1e-9 and "`init_zeros-seed0` (quick): not shipped" in text
 
 
@@ -56,63 +58,106 @@ def test_seed_check_never_says_reproduced_without_a_comparison():
     """A fresh run with no shipped twin (another profile, variant or seed) is named in the verdict
     line, and with nothing compared at all the verdict is not "Reproduced"."""
     shipped = [_run("corr", 0, 3.0)]
-    text, worst = rp.seed_check([_run("corr", 0, 3.0, profile="full")], shipped)
+    text, worst, _ = rp.seed_check([_run("corr", 0, 3.0, profile="full")], shipped)
     verdict = text.split("\n")[0]
     assert verdict.startswith("**Nothing checked**") and "`corr-seed0` (full)" in verdict and worst == 0.0
-    text, _ = rp.seed_check([_run("corr", 0, 3.0), _run("gocor", 0, 2.0)], shipped)
+    text, _, _ = rp.seed_check([_run("corr", 0, 3.0), _run("gocor", 0, 2.0)], shipped)
     verdict = text.split("\n")[0]
-    assert verdict.startswith("**Reproduced**: every metric of every fresh run compared digit by digit")
+    assert verdict.startswith("**Reproduced**: every metric compared digit by digit")
     assert "`gocor-seed0` (quick)" in verdict
-    text, _ = rp.seed_check([_run("corr", 0, 3.0)], shipped)
-    assert "Not checked" not in text and "every fresh run" in text
+    text, _, _ = rp.seed_check([_run("corr", 0, 3.0)], shipped)
+    assert "Not checked" not in text and "every metric compared" in text
+
+
+SPLITS = ("standard", "dynamic", "repetitive")
+
+
+def _runs(variant, seed, aepes, machine=None):
+    """A run on several splits; ``aepes`` one AEPE per split of SPLITS."""
+    run = {"variant": variant, "seed": seed, "profile": "quick", "wall_time_s": 1.0,
+           "metrics": {sp: {"aepe": a, "pck5": 0.9} for sp, a in zip(SPLITS, aepes)}}
+    return dict(run, machine=machine) if machine else run
+
+
+SHIPPED5 = [_runs("corr", s, (3.0 + d, 4.0 + d, 5.0 - d)) for s, d in enumerate((0.0, 0.2, -0.1, 0.1, 0.05))]
+AVX2 = dict(rp.SHIPPED_MACHINE, cpu_capability="AVX2")
+
+
+def _geo(run):
+    """log of the geometric-mean AEPE over SPLITS."""
+    return statistics.mean(math.log(run["metrics"][sp]["aepe"]) for sp in SPLITS)
+
+
+def _interval(seeds, m=1):
+    from gocor.lab.runs.stats import prediction_interval
+    return prediction_interval([_geo(run) for run in seeds], 1 - 0.05 / m)
 
 
 def test_seed_check_on_another_machine_compares_with_the_seeds_spread():
     """A fresh run trained where float rounding differs (here AVX2 against the shipped AVX512) is not
-    held to the last digit: its geometric-mean AEPE must lie in the prediction interval of one more
-    seed from the shipped runs of its variant with *other* seeds."""
-    shipped = [_run("corr", s, a) for s, a in enumerate((3.0, 3.2, 2.9, 3.1, 3.05))]
-    other = dict(rp.SHIPPED_MACHINE, cpu_capability="AVX2")
-    fresh = dict(_run("corr", 0, 3.08), machine=other)
-    text, worst = rp.seed_check([fresh], shipped)
-    verdict = text.split("\n")[0]
+    held to the last digit: its geometric-mean AEPE over the splits must lie in the prediction
+    interval of one more seed from the shipped runs of its variant with *other* seeds (Bonferroni
+    over the runs)."""
+    fresh = _runs("corr", 0, (3.08, 4.1, 4.95), AVX2)
+    check = rp.seed_check([fresh], SHIPPED5)
+    verdict = check.text.split("\n")[0]
     assert verdict.startswith("**Reproduced within the shipped seeds' spread**") and "AVX2" in verdict
-    assert "Bonferroni over the 1 runs" in verdict and worst == 0.0
-    # the interval comes from seeds 1-4 (log scale), not seed 0's own run
-    from gocor.lab.runs.stats import prediction_interval
-    pi = prediction_interval([math.log(a) for a in (3.2, 2.9, 3.1, 3.05)])
-    assert f"| 3.080 | 3.000 | {math.exp(pi.mean):.3f} (4) | {math.exp(pi.low):.3f}–{math.exp(pi.high):.3f} | yes |" in text
-    text, _ = rp.seed_check([dict(fresh, metrics={"standard": {"aepe": 4.5}})], shipped)
-    assert text.startswith("**Outside the shipped seeds' spread**: 1 of 1 fresh runs (`corr-seed0`)") and "**no**" in text
+    assert "Bonferroni over the 1 runs" in verdict and check.worst == 0.0 and not check.failed
+    pi = _interval(SHIPPED5[1:])            # seeds 1-4, not seed 0's own run; log scale, three splits
+    assert (f"| 3 | {math.exp(_geo(fresh)):.3f} | {math.exp(_geo(SHIPPED5[0])):.3f} | {math.exp(pi.mean):.3f} (4) | "
+            f"{math.exp(pi.low):.3f}–{math.exp(pi.high):.3f} | yes |") in check.text
+    # one split far off moves the geometric mean out
+    check = rp.seed_check([_runs("corr", 0, (3.08, 4.1, 9.0), AVX2)], SHIPPED5)
+    assert check.text.startswith("**Outside the shipped seeds' spread**: 1 of 1 fresh runs (`corr-seed0`)")
+    assert "**no**" in check.text and check.failed
+    # Bonferroni over the runs compared: two runs widen each interval
+    two = rp.seed_check([fresh, _runs("corr", 1, (3.2, 4.2, 4.8), AVX2)], SHIPPED5 + [_runs("corr", 5, (3.0, 4.0, 5.0))])
+    assert "Bonferroni over the 2 runs" in two.text
+    others = [r for r in SHIPPED5 + [_runs("corr", 5, (3.0, 4.0, 5.0))] if r["seed"] != 0]
+    wide = _interval(others, m=2)
+    assert f"{math.exp(wide.low):.3f}–{math.exp(wide.high):.3f}" in two.text
     # the machine the shipped runs were trained on: digit by digit; failing that, the spread as well
-    text, worst = rp.seed_check([dict(fresh, machine=dict(rp.SHIPPED_MACHINE))], shipped)
-    assert text.startswith("**Not reproduced to float rounding**") and math.isclose(worst, 0.08 / 3.0)
-    assert "**Reproduced within the shipped seeds' spread**" in text and "both recorded on" in text
+    check = rp.seed_check([dict(fresh, machine=dict(rp.SHIPPED_MACHINE, cpu_model="x"))], SHIPPED5)
+    assert check.text.startswith("**Not reproduced to float rounding**") and math.isclose(check.worst, 0.08 / 3.0)
+    assert "**Reproduced within the shipped seeds' spread**" in check.text and "both recorded on" in check.text
+    assert check.failed                     # on the recording machine the digits must agree
     # a thread count other than the shipped runs' is another rounding too
-    text, _ = rp.seed_check([dict(fresh, machine=dict(rp.SHIPPED_MACHINE, threads=16))], shipped)
-    assert text.startswith("**Reproduced within the shipped seeds' spread**") and "16 threads" in text
+    check = rp.seed_check([dict(fresh, machine=dict(rp.SHIPPED_MACHINE, threads=16))], SHIPPED5)
+    assert check.text.startswith("**Reproduced within the shipped seeds' spread**") and "16 threads" in check.text
+
+
+def test_seed_check_never_passes_a_nan_or_a_non_positive_aepe():
+    for bad in (math.nan, 0.0, -1.0):
+        check = rp.seed_check([_runs("corr", 0, (3.0, 4.0, bad))], SHIPPED5)          # digit by digit
+        assert check.failed and check.text.startswith("**Not reproduced")
+        check = rp.seed_check([_runs("corr", 0, (3.0, 4.0, bad), AVX2)], SHIPPED5)    # the spread
+        assert check.failed and "**Outside" in check.text
 
 
 def test_seed_check_names_what_it_could_not_check():
-    other = dict(rp.SHIPPED_MACHINE, cpu_capability="AVX2")
-    fresh = dict(_run("corr", 0, 30.0), machine=other)
-    # one other seed: no spread to compare with, and the verdict says so instead of "Reproduced"
-    text, _ = rp.seed_check([fresh], [_run("corr", 0, 3.0), _run("corr", 1, 3.1)])
-    assert text.startswith("**Nothing checked**") and "`corr-seed0` (1 shipped run(s) of other seeds; two are needed)" in text
-    # a split the other seeds lack is left out, and one none has leaves the run unchecked
-    lacking = [dict(_run("corr", s, 3.0), metrics={"dynamic": {"aepe": 3.0 + s / 10}}) for s in range(4)]
-    text, _ = rp.seed_check([fresh], lacking)
-    assert "Reproduced" not in text and "no split in common" in text
-    # the shipped twin without the split: a dash, no crash
-    shipped = [dict(_run("corr", 0, 3.0), metrics={"dynamic": {"aepe": 3.0}})] + [_run("corr", s, 3.0 + s / 20) for s in (1, 2, 3)]
-    text, _ = rp.seed_check([dict(fresh, metrics={"standard": {"aepe": 3.07}})], shipped)
-    assert text.startswith("**Reproduced within") and "| 3.070 | – |" in text
+    fresh = _runs("corr", 0, (30.0, 40.0, 50.0), AVX2)
+    # three other seeds: too few for a meaningful interval, and the verdict says so instead of "Reproduced"
+    check = rp.seed_check([fresh], SHIPPED5[:4])
+    assert check.text.startswith("**Nothing checked**") and not check.failed
+    assert "`corr-seed0` against the seeds' spread (3 shipped run(s) of other seeds; 4 are needed)" in check.text
+    # a split one other seed lacks is left out, and named
+    lacking = [dict(r, metrics={k: v for k, v in r["metrics"].items() if k != "dynamic" or r["seed"] != 3})
+               for r in SHIPPED5]
+    check = rp.seed_check([_runs("corr", 0, (3.0, 99.0, 5.0), AVX2)], lacking)
+    assert check.text.startswith("**Reproduced within") and "`corr-seed0` on dynamic (not every other shipped seed has it)" in check.text
+    assert "| 2 |" in check.text
+    # the shipped twin without a split: a dash, no crash
+    twin_lacks = [dict(SHIPPED5[0], metrics={"standard": {"aepe": 3.0}})] + SHIPPED5[1:]
+    check = rp.seed_check([_runs("corr", 0, (3.05, 4.05, 5.0), AVX2)], twin_lacks)
+    assert check.text.startswith("**Reproduced within") and "| – |" in check.text
+    # digit by digit: a split only one side has is named, not passed over
+    check = rp.seed_check([dict(_runs("corr", 0, (3.0, 4.0, 5.0)), metrics={"standard": {"aepe": 3.0}})], SHIPPED5)
+    assert check.text.startswith("**Reproduced**") and "`corr-seed0` dynamic (fresh run lacks it)" in check.text
     # runs from two machines: both are named
     arm = dict(rp.SHIPPED_MACHINE, cpu_capability="DEFAULT", machine="aarch64")
-    shipped = [_run(v, s, 3.0 + s / 20) for v in ("corr", "gocor") for s in range(4)]
-    text, _ = rp.seed_check([dict(fresh, metrics={"standard": {"aepe": 3.07}}),
-                             dict(_run("gocor", 0, 3.07), machine=arm)], shipped)
-    assert "AVX2, x86_64" in text.split("\n")[0] and "DEFAULT, aarch64" in text.split("\n")[0]
+    shipped = SHIPPED5 + [_runs("gocor", s, (2.0 + s / 20, 3.0, 4.0)) for s in range(5)]
+    check = rp.seed_check([_runs("corr", 0, (3.05, 4.05, 5.0), AVX2), _runs("gocor", 0, (2.05, 3.0, 4.0), arm)], shipped)
+    assert "AVX2, x86_64" in check.text.split("\n")[0] and "DEFAULT, aarch64" in check.text.split("\n")[0]
 
 
 def test_reproduce_refuses_an_unwritable_build_dir_before_any_work(tmp_path):
@@ -148,3 +193,29 @@ def test_default_is_table6_seed0_and_bounded():
     shipped = report.load_runs(rp.SHIPPED)
     est = rp.estimate_s([(v, 0) for v in TABLE6], rp.ROOT / "build" / "does-not-exist", "quick", shipped)
     assert est is not None and est < 25 * 60
+
+
+def test_the_command_exits_1_when_the_check_fails(monkeypatch, capsys):
+    """Everything is written first; the exit status then says the check failed (scripts and CI)."""
+    import pytest
+    from gocor.tools.cli import main
+
+    def failing(*args, **kwargs):
+        raise rp.NotReproduced("the fresh runs do not reproduce the shipped ones; see build/summary.md")
+    monkeypatch.setattr(rp, "reproduce", failing)
+    with pytest.raises(SystemExit) as exit_:
+        main(["reproduce", "--profile", "tiny"])
+    assert exit_.value.code == 1 and "see build/summary.md" in capsys.readouterr().err
+
+
+def test_reproduce_raises_after_writing_when_a_run_is_outside(tmp_path, monkeypatch):
+    import pytest
+    (tmp_path / "none").mkdir()
+    monkeypatch.setattr(rp, "NOTEBOOKS", tmp_path / "none")            # no notebook to execute
+    monkeypatch.setattr(rp, "run_ablation", lambda out, profile, runs: [])
+    bad = _runs("corr", 0, (math.nan, 4.0, 5.0), AVX2)
+    from gocor.lab.runs import report
+    monkeypatch.setattr(report, "load_runs", lambda folder: SHIPPED5 if "data" in str(folder) else [bad])
+    with pytest.raises(rp.NotReproduced, match="summary.md"):
+        rp.reproduce(tmp_path / "build", profile="quick", variants=("corr",), seeds=(0,))
+    assert "**Outside the shipped seeds' spread**" in (tmp_path / "build" / "summary.md").read_text()

@@ -223,13 +223,17 @@ def add_ablate(sub) -> None:
 
 
 def _reproduce(args) -> None:
-    from .reproduce import reproduce
+    from .reproduce import NotReproduced, reproduce
     _at_least(args, "seeds", 1)
     _at_least(args, "threads", 1)
-    reproduce(args.build_dir, update=args.update, profile=args.profile, ablation=not args.no_ablation,
-              variants=tuple(args.variants) if args.variants else None,
-              seeds=tuple(range(args.seeds)) if args.seeds is not None else None, all_runs=args.all,
-              threads=args.threads)
+    try:
+        reproduce(args.build_dir, update=args.update, profile=args.profile, ablation=not args.no_ablation,
+                  variants=tuple(args.variants) if args.variants else None,
+                  seeds=tuple(range(args.seeds)) if args.seeds is not None else None, all_runs=args.all,
+                  threads=args.threads)
+    except NotReproduced as e:                  # everything is written; the exit status says the check failed
+        print(f"reproduce: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 def add_reproduce(sub) -> None:

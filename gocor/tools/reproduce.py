@@ -27,6 +27,7 @@ import shutil
 import statistics
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -108,94 +109,113 @@ def describe_machine(machine: dict) -> str:
             f"{machine.get('threads', '?')} threads")
 
 
+class SeedCheck(NamedTuple):
+    """What :func:`seed_check` found."""
+    text: str            # markdown: the verdict line, then the tables
+    worst: float         # the largest relative difference of the runs compared digit by digit
+    failed: bool         # a run differs beyond float rounding, or lies outside the seeds' spread
+
+
+MIN_OTHER_SEEDS = 4      # below, one more seed's interval is too wide to mean anything (two: x/÷ thousands)
+
+
 def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] | None = None,
-               tol: float = 1e-4, level: float = 0.95) -> tuple[str, float]:
-    """Markdown: every fresh run against the shipped runs of its variant (a verdict line, then
-    tables), and the largest relative difference |fresh − shipped| / max(|shipped|, 1e-3) of the
-    runs compared digit by digit.
+               tol: float = 1e-4, level: float = 0.95) -> SeedCheck:
+    """Every fresh run against the shipped runs of its variant.
 
     A fresh run trained on the machine its shipped twin (same variant, seed, profile) was trained on
-    (the ``machine`` records; the shipped runs' is :data:`SHIPPED_MACHINE`), or one that records no
-    machine, is compared with that twin metric by metric (on ``splits``, default every split the
-    fresh run has): CPU training is deterministic there, so they must agree to float rounding
-    (``tol``). A run from a machine that rounds differently (another instruction set, torch or
-    thread count) cannot: training amplifies the last bits until the run ends as another seed
-    would. It, and a run that fails the digit check although the records match (something they do
-    not name differs: the CPU model, the BLAS build, or the code), is checked by
-    :func:`spread_check` instead. The verdict says "Reproduced" only when something was
-    compared, and names every fresh run that was not."""
+    (the ``machine`` records, on the fields of :data:`SHIPPED_MACHINE`, which is the shipped runs'
+    own), or one that records no machine, is compared with that twin metric by metric (on
+    ``splits``, default every split either has; a split only one has is named): CPU training is
+    deterministic there, so they must agree to float rounding (``tol``; a NaN never does). A run
+    from a machine that rounds differently (another instruction set, torch or thread count) cannot:
+    training amplifies the last bits and the two runs drift apart. It, and a run that fails the
+    digit check although the records match (something they do not name differs: the CPU model,
+    the BLAS build, or the code), is checked by :func:`spread_check` instead. The verdict says
+    "Reproduced" only when something was compared, and names every run and split that was not."""
     by_run = {(r["variant"], r["seed"], r["profile"]): r for r in shipped}
     digit, spread, unchecked = [], [], []
     for r in fresh:
         twin = by_run.get((r["variant"], r["seed"], r["profile"]))
         if twin is None:
             unchecked.append(f"{_name(r)} ({r['profile']}): not shipped")
-        elif r.get("machine") is None or r["machine"] == twin.get("machine", SHIPPED_MACHINE):
+        elif r.get("machine") is None or _same_machine(r["machine"], twin.get("machine", SHIPPED_MACHINE)):
             digit.append((r, twin))
         else:
             spread.append(r)
-    verdicts, tables, worst = [], [], 0.0
+    verdicts, tables, worst, failed = [], [], 0.0, False
     if digit:
-        lines, worst, compared, failed = list(_DIGIT_HEADER), 0.0, 0, []
+        lines, compared, off = list(_DIGIT_HEADER), 0, []
         for r, twin in digit:
             run_worst = 0.0
-            for split in (splits or tuple(r["metrics"])):
-                for key, value in r["metrics"].get(split, {}).items():
-                    ref = twin["metrics"].get(split, {}).get(key)
+            names = splits or tuple(dict.fromkeys([*r["metrics"], *twin["metrics"]]))
+            for split in names:
+                mine, theirs = r["metrics"].get(split), twin["metrics"].get(split)
+                if mine is None or theirs is None:
+                    off.append(f"{_name(r)} {split} ({'fresh' if mine is None else 'shipped'} run lacks it)")
+                    continue
+                for key, value in mine.items():
+                    ref = theirs.get(key)
                     if ref is None:
                         continue
                     rel = abs(value - ref) / max(abs(ref), 1e-3)
+                    rel = rel if math.isfinite(rel) else math.inf            # NaN: never equal
                     run_worst, compared = max(run_worst, rel), compared + 1
                     if key in ("aepe", "pck5", "f1", "coarse_acc"):
                         lines.append(f"| {_name(r)} | {split} | {key} | {value:.6f} | {ref:.6f} | {rel:.1e} |")
             worst = max(worst, run_worst)
             if run_worst > tol:
-                failed.append(r)
+                spread.append(r)
         if compared and worst <= tol:
-            verdicts.append(f"**Reproduced**: every metric of every fresh run compared digit by digit equals "
-                            f"the shipped one within a relative {worst:.1e} (tolerance {tol:.0e}).")
+            verdicts.append(f"**Reproduced**: every metric compared digit by digit equals the shipped one "
+                            f"within a relative {worst:.1e} (tolerance {tol:.0e}).")
         elif compared:
+            failed = True
             verdicts.append(f"**Not reproduced to float rounding**: the largest relative difference from the "
                             f"shipped runs is {worst:.1e} (tolerance {tol:.0e}), from a machine recorded as "
                             f"theirs (or not recorded): something the record does not name differs (the CPU "
                             f"model, the BLAS build, or the code).")
-            spread += failed
         if compared:
             tables.append("\n".join(lines))
-        else:
-            unchecked += [f"{_name(r)} (no metric in common with its shipped run)" for r, _ in digit]
+        unchecked += off
     if spread:
-        verdict, table, not_checked = spread_check(spread, shipped, splits, level)
+        verdict, table, not_checked, outside = spread_check(spread, shipped, splits, level)
         verdicts.append(verdict)
         tables += [table] if table else []
         unchecked += not_checked
+        failed = failed or outside
     if not verdicts:
         verdicts.append("**Nothing checked**: no fresh run has a shipped run to compare with.")
     if unchecked:
         verdicts.append(f"Not checked: {'; '.join(unchecked)}.")
-    return " ".join(verdicts) + "\n\n" + "\n\n".join(tables), worst
+    return SeedCheck(" ".join(verdicts) + "\n\n" + "\n\n".join(tables), worst, failed)
 
 
 def spread_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] | None = None,
-                 level: float = 0.95) -> tuple[str, str, list[str]]:
-    """(verdict, markdown table, the runs not checked): each fresh run, from a machine that rounds
-    differently, against the shipped runs of its variant and profile with *other* seeds (its own
-    seed's shares its initialization and batch order). One number per run, its geometric-mean AEPE
-    over its splits (``splits`` or all it has, those every shipped run of the comparison has too),
-    must lie in the ``level`` prediction interval of one more seed (Student-t on the log scale,
-    Bonferroni over the runs compared). Five shipped seeds make a loose check, three a very loose
-    one: the table gives each interval."""
+                 level: float = 0.95) -> tuple[str, str, list[str], bool]:
+    """(verdict, markdown table, what was not checked, whether a run lies outside): each fresh run,
+    from a machine that rounds differently, against the shipped runs of its variant and profile
+    with *other* seeds (its own seed's shares its initialization and batch order). One number per
+    run, its geometric-mean AEPE over its splits (``splits`` or all it has, those every shipped run
+    of the comparison has too; the others are named), must lie in the ``level`` prediction
+    interval of one more seed (Student-t on the log scale, Bonferroni over the runs compared). It
+    needs :data:`MIN_OTHER_SEEDS` other seeds. A loose check: it catches a broken run, not a
+    variant that behaves like a neighbouring one (the table gives each interval); a NaN or
+    non-positive AEPE lies outside every interval."""
     from ..lab.runs.stats import prediction_interval
     rows, not_checked = [], []
     for r in fresh:
         others = [x for x in shipped if (x["variant"], x["profile"]) == (r["variant"], r["profile"])
                   and x["seed"] != r["seed"]]
-        use = [sp for sp in (splits or tuple(r["metrics"]))
-               if "aepe" in r["metrics"].get(sp, {}) and all("aepe" in x["metrics"].get(sp, {}) for x in others)]
-        if len(others) < 2 or not use:
-            not_checked.append(f"{_name(r)} ({len(others)} shipped run(s) of other seeds"
-                               f"{'' if use else ', no split in common'}; two are needed)")
+        wanted = [sp for sp in (splits or tuple(r["metrics"])) if "aepe" in r["metrics"].get(sp, {})]
+        use = [sp for sp in wanted if all("aepe" in x["metrics"].get(sp, {}) for x in others)]
+        if len(others) < MIN_OTHER_SEEDS or not use:
+            not_checked.append(f"{_name(r)} against the seeds' spread ({len(others)} shipped run(s) of other seeds"
+                               f"{'' if use else ' and no split in common'}; {MIN_OTHER_SEEDS} are needed)")
             continue
+        if len(use) < len(wanted):
+            not_checked.append(f"{_name(r)} on {', '.join(sp for sp in wanted if sp not in use)} "
+                               f"(not every other shipped seed has it)")
         twin = next((x for x in shipped if (x["variant"], x["seed"], x["profile"]) ==
                      (r["variant"], r["seed"], r["profile"])), None)
         rows.append((r, twin, use, [_log_aepe(x, use) for x in others]))
@@ -206,7 +226,7 @@ def spread_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...]
     for r, twin, use, seeds in rows:
         pi = prediction_interval(seeds, 1 - (1 - level) / m)
         value = _log_aepe(r, use)
-        inside = pi.low <= value <= pi.high
+        inside = pi.low <= value <= pi.high                 # False for NaN
         if not inside:
             outside.append(_name(r))
         same = f"{math.exp(_log_aepe(twin, use)):.3f}" if twin and all(
@@ -219,19 +239,24 @@ def spread_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...]
         why = f"fresh and shipped runs both recorded on {' and '.join(theirs)}, yet apart beyond float rounding"
     else:
         why = (f"fresh runs trained on {' and '.join(machines) or 'an unrecorded machine'}, the shipped ones on "
-               f"{' and '.join(theirs)}: where float rounding differs, training amplifies the last bits until a "
-               f"run ends as another seed would")
+               f"{' and '.join(theirs)}: where float rounding differs, training amplifies the last bits and the "
+               f"runs drift apart")
     if not m:
         verdict = f"**Nothing checked** against the shipped seeds' spread ({why})."
     elif not outside:
         verdict = (f"**Reproduced within the shipped seeds' spread**, not to the last digit ({why}): each fresh "
                    f"run's geometric-mean AEPE lies in the {level:.0%} prediction interval of one more seed of "
-                   f"its variant (Bonferroni over the {m} runs; the table gives each interval).")
+                   f"its variant (Bonferroni over the {m} runs; a loose check, the table gives each interval).")
     else:
         verdict = (f"**Outside the shipped seeds' spread**: {len(outside)} of {m} fresh runs ({', '.join(outside)}) "
                    f"lie outside the {level:.0%} prediction interval of one more seed (Bonferroni over the {m}): "
                    f"more than float rounding differs ({why}).")
-    return verdict, "\n".join(lines) if m else "", not_checked
+    return verdict, "\n".join(lines) if m else "", not_checked, bool(outside)
+
+
+def _same_machine(a: dict, b: dict) -> bool:
+    """Equal on the fields that fix float rounding (those of :data:`SHIPPED_MACHINE`)."""
+    return all(a.get(k) == b.get(k) for k in SHIPPED_MACHINE)
 
 
 def _name(run: dict) -> str:
@@ -240,8 +265,12 @@ def _name(run: dict) -> str:
 
 
 def _log_aepe(run: dict, splits: list[str]) -> float:
-    """The mean over ``splits`` of log AEPE (the log of the geometric mean)."""
-    return statistics.mean(math.log(run["metrics"][sp]["aepe"]) for sp in splits)
+    """The mean over ``splits`` of log AEPE (the log of the geometric mean); NaN when an AEPE is
+    NaN or not positive (a broken run)."""
+    values = [run["metrics"][sp]["aepe"] for sp in splits]
+    if not all(v > 0 and math.isfinite(v) for v in values):
+        return math.nan
+    return statistics.mean(math.log(v) for v in values)
 
 
 def reproduce(out: str | Path = "build", update: bool = False, parameters: dict | None = None,
@@ -275,6 +304,8 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
             folder_.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"build dir {out}: cannot make {folder_} ({e.strerror})") from None
+        if not os.access(folder_, os.W_OK):
+            raise UserError(f"build dir {out}: {folder_} is not writable")
     fresh = None
     if ablation:
         shipped_runs = {(r["variant"], r["seed"]) for r in shipped}
@@ -322,12 +353,18 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
         lines.append(f"| {r['notebook']} | {r['wall_time_s']} | {checked} |")
     if fresh is not None:
         lines += ["", f"## Fresh runs ({runs_dir}) against the shipped ones ({shipped_dir.relative_to(ROOT)})", ""]
-        check, worst = seed_check(fresh, shipped)
-        lines += [check, ""]
+        check = seed_check(fresh, shipped)
+        lines += [check.text, ""]
         if all_runs:
             for split in ("standard", "dynamic"):
                 lines += [report.compare(fresh, shipped, split), ""]
-        print(check.split("\n")[0])
+        print(check.text.split("\n")[0])
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     (out / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    if fresh is not None and check.failed:
+        raise NotReproduced(f"the fresh runs do not reproduce the shipped ones; see {out / 'summary.md'}")
     return rows
+
+
+class NotReproduced(Exception):
+    """Raised by :func:`reproduce` after it has written everything, when :func:`seed_check` failed."""
