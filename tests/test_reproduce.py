@@ -2,6 +2,7 @@
 import json
 import math
 import statistics
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -126,12 +127,19 @@ def test_seed_check_on_another_machine_compares_with_the_seeds_spread():
     assert check.text.startswith("**Reproduced within the shipped seeds' spread**") and "16 threads" in check.text
 
 
-def test_seed_check_never_passes_a_nan_or_a_non_positive_aepe():
+def test_seed_check_never_passes_a_broken_run():
+    """A NaN or non-positive AEPE, a NaN in any metric, or no metrics: failed, whatever else could be
+    compared (also where no interval exists: too few seeds, or a variant shipped with three)."""
     for bad in (math.nan, 0.0, -1.0):
-        check = rp.seed_check([_runs("corr", 0, (3.0, 4.0, bad))], SHIPPED5)          # digit by digit
-        assert check.failed and check.text.startswith("**Not reproduced")
-        check = rp.seed_check([_runs("corr", 0, (3.0, 4.0, bad), AVX2)], SHIPPED5)    # the spread
-        assert check.failed and "**Outside" in check.text
+        for machine, shipped in ((None, SHIPPED5), (AVX2, SHIPPED5), (AVX2, SHIPPED5[:3])):
+            check = rp.seed_check([_runs("corr", 0, (3.0, 4.0, bad), machine)], shipped)
+            assert check.failed and check.text.startswith("**Broken runs**: `corr-seed0` (repetitive aepe not a finite positive number)")
+    nan_pck = _runs("corr", 0, (3.0, 4.0, 5.0), AVX2)
+    nan_pck["metrics"]["standard"]["pck5"] = math.nan
+    assert rp.seed_check([nan_pck], SHIPPED5).failed
+    empty = dict(_runs("corr", 0, (3.0, 4.0, 5.0), AVX2), metrics={})
+    check = rp.seed_check([empty], SHIPPED5)
+    assert check.failed and "`corr-seed0` (no metrics)" in check.text
 
 
 def test_seed_check_names_what_it_could_not_check():
@@ -150,9 +158,15 @@ def test_seed_check_names_what_it_could_not_check():
     twin_lacks = [dict(SHIPPED5[0], metrics={"standard": {"aepe": 3.0}})] + SHIPPED5[1:]
     check = rp.seed_check([_runs("corr", 0, (3.05, 4.05, 5.0), AVX2)], twin_lacks)
     assert check.text.startswith("**Reproduced within") and "| – |" in check.text
-    # digit by digit: a split only one side has is named, not passed over
+    # digit by digit: a split the fresh run lost fails, and is named
     check = rp.seed_check([dict(_runs("corr", 0, (3.0, 4.0, 5.0)), metrics={"standard": {"aepe": 3.0}})], SHIPPED5)
-    assert check.text.startswith("**Reproduced**") and "`corr-seed0` dynamic (fresh run lacks it)" in check.text
+    assert check.failed and "**Incomplete**" in check.text and "`corr-seed0` dynamic (fresh run lacks it)" in check.text
+    # nothing in common with its twin: named, not "Reproduced"
+    check = rp.seed_check([dict(_runs("corr", 0, (3.0, 4.0, 5.0)), metrics={"standard": {"epe": 3.0}})], SHIPPED5)
+    assert "Reproduced" not in check.text and "`corr-seed0` (no metric in common with its shipped run)" in check.text
+    # a seed that was not shipped: against every shipped seed of its variant
+    check = rp.seed_check([_runs("corr", 7, (3.05, 4.05, 5.0), AVX2)], SHIPPED5)
+    assert check.text.startswith("**Reproduced within") and "(5) |" in check.text and not check.failed
     # runs from two machines: both are named
     arm = dict(rp.SHIPPED_MACHINE, cpu_capability="DEFAULT", machine="aarch64")
     shipped = SHIPPED5 + [_runs("gocor", s, (2.0 + s / 20, 3.0, 4.0)) for s in range(5)]
@@ -215,7 +229,8 @@ def test_reproduce_raises_after_writing_when_a_run_is_outside(tmp_path, monkeypa
     monkeypatch.setattr(rp, "run_ablation", lambda out, profile, runs: [])
     bad = _runs("corr", 0, (math.nan, 4.0, 5.0), AVX2)
     from gocor.lab.runs import report
-    monkeypatch.setattr(report, "load_runs", lambda folder: SHIPPED5 if "data" in str(folder) else [bad])
+    shipped = rp.shipped_folder("quick")
+    monkeypatch.setattr(report, "load_runs", lambda folder: SHIPPED5 if Path(folder) == shipped else [bad])
     with pytest.raises(rp.NotReproduced, match="summary.md"):
         rp.reproduce(tmp_path / "build", profile="quick", variants=("corr",), seeds=(0,))
-    assert "**Outside the shipped seeds' spread**" in (tmp_path / "build" / "summary.md").read_text()
+    assert "**Broken runs**" in (tmp_path / "build" / "summary.md").read_text()

@@ -134,25 +134,32 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] |
     the BLAS build, or the code), is checked by :func:`spread_check` instead. The verdict says
     "Reproduced" only when something was compared, and names every run and split that was not."""
     by_run = {(r["variant"], r["seed"], r["profile"]): r for r in shipped}
-    digit, spread, unchecked = [], [], []
+    shipped_variants = {(r["variant"], r["profile"]) for r in shipped}
+    digit, spread, unchecked, verdicts = [], [], [], []
+    broken = [f"{_name(r)} ({why})" for r in fresh for why in [_broken(r)] if why]
+    if broken:                  # whatever else can be compared: a run with a NaN is no reproduction
+        verdicts.append(f"**Broken runs**: {'; '.join(broken)}.")
     for r in fresh:
         twin = by_run.get((r["variant"], r["seed"], r["profile"]))
-        if twin is None:
+        if twin is None and (r["variant"], r["profile"]) not in shipped_variants:
             unchecked.append(f"{_name(r)} ({r['profile']}): not shipped")
+        elif twin is None:
+            spread.append(r)        # a seed not shipped: against the shipped seeds of its variant
         elif r.get("machine") is None or _same_machine(r["machine"], twin.get("machine", SHIPPED_MACHINE)):
             digit.append((r, twin))
         else:
             spread.append(r)
-    verdicts, tables, worst, failed = [], [], 0.0, False
+    tables, worst, failed = [], 0.0, bool(broken)
     if digit:
-        lines, compared, off = list(_DIGIT_HEADER), 0, []
+        lines, compared, off, lost = list(_DIGIT_HEADER), 0, [], []
         for r, twin in digit:
-            run_worst = 0.0
+            run_worst, before = 0.0, compared
             names = splits or tuple(dict.fromkeys([*r["metrics"], *twin["metrics"]]))
             for split in names:
                 mine, theirs = r["metrics"].get(split), twin["metrics"].get(split)
                 if mine is None or theirs is None:
                     off.append(f"{_name(r)} {split} ({'fresh' if mine is None else 'shipped'} run lacks it)")
+                    lost.append(mine is None)       # a split the fresh run lost fails the check
                     continue
                 for key, value in mine.items():
                     ref = theirs.get(key)
@@ -164,6 +171,8 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] |
                     if key in ("aepe", "pck5", "f1", "coarse_acc"):
                         lines.append(f"| {_name(r)} | {split} | {key} | {value:.6f} | {ref:.6f} | {rel:.1e} |")
             worst = max(worst, run_worst)
+            if compared == before:
+                off.append(f"{_name(r)} (no metric in common with its shipped run)")
             if run_worst > tol:
                 spread.append(r)
         if compared and worst <= tol:
@@ -175,6 +184,9 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] |
                             f"shipped runs is {worst:.1e} (tolerance {tol:.0e}), from a machine recorded as "
                             f"theirs (or not recorded): something the record does not name differs (the CPU "
                             f"model, the BLAS build, or the code).")
+        if any(lost):
+            failed = True
+            verdicts.append("**Incomplete**: a fresh run lacks a split its shipped run has (named below).")
         if compared:
             tables.append("\n".join(lines))
         unchecked += off
@@ -209,9 +221,13 @@ def spread_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...]
                   and x["seed"] != r["seed"]]
         wanted = [sp for sp in (splits or tuple(r["metrics"])) if "aepe" in r["metrics"].get(sp, {})]
         use = [sp for sp in wanted if all("aepe" in x["metrics"].get(sp, {}) for x in others)]
-        if len(others) < MIN_OTHER_SEEDS or not use:
-            not_checked.append(f"{_name(r)} against the seeds' spread ({len(others)} shipped run(s) of other seeds"
-                               f"{'' if use else ' and no split in common'}; {MIN_OTHER_SEEDS} are needed)")
+        if len(others) < MIN_OTHER_SEEDS:
+            not_checked.append(f"{_name(r)} against the seeds' spread ({len(others)} shipped run(s) of other "
+                               f"seeds; {MIN_OTHER_SEEDS} are needed)")
+            continue
+        if not use:
+            not_checked.append(f"{_name(r)} against the seeds' spread (no split with an AEPE in common with "
+                               f"the other seeds)")
             continue
         if len(use) < len(wanted):
             not_checked.append(f"{_name(r)} on {', '.join(sp for sp in wanted if sp not in use)} "
@@ -252,6 +268,16 @@ def spread_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...]
                    f"lie outside the {level:.0%} prediction interval of one more seed (Bonferroni over the {m}): "
                    f"more than float rounding differs ({why}).")
     return verdict, "\n".join(lines) if m else "", not_checked, bool(outside)
+
+
+def _broken(run: dict) -> str:
+    """Why a run's record cannot be a reproduction ('' when it can): no metrics, a metric that is
+    not a finite number, or an AEPE that is not positive."""
+    if not run["metrics"] or not any(run["metrics"].values()):
+        return "no metrics"
+    bad = [f"{split} {key}" for split, m in run["metrics"].items() for key, v in m.items()
+           if not math.isfinite(v) or (key == "aepe" and v <= 0)]
+    return f"{', '.join(bad)} not a finite{' positive' if any(b.endswith('aepe') for b in bad) else ''} number" if bad else ""
 
 
 def _same_machine(a: dict, b: dict) -> bool:
