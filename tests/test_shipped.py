@@ -95,17 +95,12 @@ def _history_matches(got: list[dict], want: list[dict], same_machine: bool, exac
 
 def test_short_run_reproduces_its_recorded_history(tmp_path):
     """The 20-step record (recorded with the bits record, on its machine, when it names none)."""
-    import torch
-    from gocor.lab.device import machine_info
+    from gocor.lab.device import machine_info, torch_threads
     record = json.loads((ROOT / "data" / "results" / "ci" / "gocor-short.json").read_text())
     machine = record.get("machine") or json.loads(BITS.read_text())["machine"]
-    before = torch.get_num_threads()
-    torch.set_num_threads(machine["threads"])
-    try:
+    with torch_threads(machine["threads"]):
         summary = train(TrainConfig(**record["train_config"]), tmp_path / "run", progress=False)
         same = machine_info() == machine
-    finally:
-        torch.set_num_threads(before)
     _history_matches(summary["history"], record["history"], same)
 
 

@@ -1,6 +1,8 @@
 """The device the kit runs on when none is named, and running a model over pairs in batches there."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -27,6 +29,18 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
             raise UserError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
                             f"device(s) (cuda:0..cuda:{torch.cuda.device_count() - 1})")
     return dev
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """torch's intra-op threads set to ``threads`` (unchanged when None) inside the block, restored
+    after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def machine_info() -> dict:

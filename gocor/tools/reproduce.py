@@ -151,45 +151,12 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] |
             spread.append(r)
     tables, worst, failed = [], 0.0, bool(broken)
     if digit:
-        lines, compared, off, lost = list(_DIGIT_HEADER), 0, [], []
-        for r, twin in digit:
-            run_worst, before = 0.0, compared
-            names = splits or tuple(dict.fromkeys([*r["metrics"], *twin["metrics"]]))
-            for split in names:
-                mine, theirs = r["metrics"].get(split), twin["metrics"].get(split)
-                if mine is None or theirs is None:
-                    off.append(f"{_name(r)} {split} ({'fresh' if mine is None else 'shipped'} run lacks it)")
-                    lost.append(mine is None)       # a split the fresh run lost fails the check
-                    continue
-                for key, value in mine.items():
-                    ref = theirs.get(key)
-                    if ref is None:
-                        continue
-                    rel = abs(value - ref) / max(abs(ref), 1e-3)
-                    rel = rel if math.isfinite(rel) else math.inf            # NaN: never equal
-                    run_worst, compared = max(run_worst, rel), compared + 1
-                    if key in ("aepe", "pck5", "f1", "coarse_acc"):
-                        lines.append(f"| {_name(r)} | {split} | {key} | {value:.6f} | {ref:.6f} | {rel:.1e} |")
-            worst = max(worst, run_worst)
-            if compared == before:
-                off.append(f"{_name(r)} (no metric in common with its shipped run)")
-            if run_worst > tol:
-                spread.append(r)
-        if compared and worst <= tol:
-            verdicts.append(f"**Reproduced**: every metric compared digit by digit equals the shipped one "
-                            f"within a relative {worst:.1e} (tolerance {tol:.0e}).")
-        elif compared:
-            failed = True
-            verdicts.append(f"**Not reproduced to float rounding**: the largest relative difference from the "
-                            f"shipped runs is {worst:.1e} (tolerance {tol:.0e}), from a machine recorded as "
-                            f"theirs (or not recorded): something the record does not name differs (the CPU "
-                            f"model, the BLAS build, or the code).")
-        if any(lost):
-            failed = True
-            verdicts.append("**Incomplete**: a fresh run lacks a split its shipped run has (named below).")
-        if compared:
-            tables.append("\n".join(lines))
-        unchecked += off
+        verdict, table, not_checked, worst, digit_failed, apart = _digit_check(digit, splits, tol)
+        verdicts += verdict
+        tables += [table] if table else []
+        unchecked += not_checked
+        failed = failed or digit_failed
+        spread += apart
     if spread:
         verdict, table, not_checked, outside = spread_check(spread, shipped, splits, level)
         verdicts.append(verdict)
@@ -201,6 +168,49 @@ def seed_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] |
     if unchecked:
         verdicts.append(f"Not checked: {'; '.join(unchecked)}.")
     return SeedCheck(" ".join(verdicts) + "\n\n" + "\n\n".join(tables), worst, failed)
+
+
+def _digit_check(pairs: list[tuple[dict, dict]], splits: tuple[str, ...] | None,
+                 tol: float) -> tuple[list[str], str, list[str], float, bool, list[dict]]:
+    """The digit-by-digit part of :func:`seed_check` for (fresh run, shipped twin) pairs: (verdict
+    lines, markdown table, what was not compared, the largest relative difference, whether it
+    failed, the fresh runs apart beyond ``tol``)."""
+    lines, verdicts, off, apart = list(_DIGIT_HEADER), [], [], []
+    worst, compared, lost = 0.0, 0, False
+    for r, twin in pairs:
+        run_worst, before = 0.0, compared
+        for split in splits or tuple(dict.fromkeys([*r["metrics"], *twin["metrics"]])):
+            mine, theirs = r["metrics"].get(split), twin["metrics"].get(split)
+            if mine is None or theirs is None:
+                off.append(f"{_name(r)} {split} ({'fresh' if mine is None else 'shipped'} run lacks it)")
+                lost = lost or mine is None         # a split the fresh run lost fails the check
+                continue
+            for key, value in mine.items():
+                ref = theirs.get(key)
+                if ref is None:
+                    continue
+                rel = abs(value - ref) / max(abs(ref), 1e-3)
+                rel = rel if math.isfinite(rel) else math.inf                # NaN: never equal
+                run_worst, compared = max(run_worst, rel), compared + 1
+                if key in ("aepe", "pck5", "f1", "coarse_acc"):
+                    lines.append(f"| {_name(r)} | {split} | {key} | {value:.6f} | {ref:.6f} | {rel:.1e} |")
+        worst = max(worst, run_worst)
+        if compared == before:
+            off.append(f"{_name(r)} (no metric in common with its shipped run)")
+        if run_worst > tol:
+            apart.append(r)
+    if compared and worst <= tol:
+        verdicts.append(f"**Reproduced**: every metric compared digit by digit equals the shipped one "
+                        f"within a relative {worst:.1e} (tolerance {tol:.0e}).")
+    elif compared:
+        verdicts.append(f"**Not reproduced to float rounding**: the largest relative difference from the "
+                        f"shipped runs is {worst:.1e} (tolerance {tol:.0e}), from a machine recorded as "
+                        f"theirs (or not recorded): something the record does not name differs (the CPU "
+                        f"model, the BLAS build, or the code).")
+    if lost:
+        verdicts.append("**Incomplete**: a fresh run lacks a split its shipped run has (named below).")
+    failed = lost or (compared > 0 and worst > tol)
+    return verdicts, "\n".join(lines) if compared else "", off, worst, failed, apart
 
 
 def spread_check(fresh: list[dict], shipped: list[dict], splits: tuple[str, ...] | None = None,
@@ -343,13 +353,9 @@ def reproduce(out: str | Path = "build", update: bool = False, parameters: dict 
                 if est is not None else f"no estimate (no shipped run of profile {profile})")
         print(f"reproduce: {len(runs)} runs ({', '.join(variants)}; seeds {', '.join(map(str, seeds))}; "
               f"profile {profile}) into {runs_dir}, then the notebooks: {said}", flush=True)
-        import torch
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads or SHIPPED_MACHINE["threads"])
-        try:
+        from ..lab.device import torch_threads
+        with torch_threads(threads or SHIPPED_MACHINE["threads"]):
             run_ablation(runs_dir, profile, runs)
-        finally:
-            torch.set_num_threads(before)
         fresh = report.load_runs(runs_dir)
         fresh = [r for r in fresh if (r["variant"], r["seed"]) in set(runs)]
     (out / "notebooks").mkdir(parents=True, exist_ok=True)

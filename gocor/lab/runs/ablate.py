@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..data.pairs import PairConfig
 from ..data.pool import load_pool
 from ..data.splits import HELD_OUT_SPLITS, check_splits, held_out_split
-from ..device import default_device, machine_info
+from ..device import default_device, machine_info, torch_threads
 from ..errors import UserError
 from ..files import write_json
 from .evaluate import evaluate, load_matcher, object_effect
@@ -115,13 +115,8 @@ def ablate(variants: tuple[str, ...] = TABLE6, seeds: int = 3, profile: str = "q
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     runs = [(v, s) for v in variants for s in range(seeds)]
     if engine == "sequential":
-        import torch
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads or before)
-        try:
+        with torch_threads(threads):
             return _sequential(runs, profile, out, device, progress, splits, changes)
-        finally:
-            torch.set_num_threads(before)
     for pool in {run_config(v, profile, s, **changes).pool for v, s in runs}:
         load_pool(pool, Path(out) / "pairs")     # made once here, not by every worker at the same time
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
