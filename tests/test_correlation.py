@@ -192,6 +192,42 @@ class TestLocalCorrelationTiles:
         rows = count_flops(lambda: _all_pairs_local(ref, query, 4))[0]
         assert tiled <= 3.2 * need and rows >= 7.9 * need
 
+    @pytest.mark.parametrize("budget_images,batch", [(1, 3), (2, 5)])
+    def test_chunks_of_images_give_the_one_call_results_exactly(self, monkeypatch, budget_images, batch):
+        """On the CPU a pass takes a few images at a time (their all-pairs products kept in cache):
+        every output equals the whole batch's in one call bit for bit, an uneven last chunk too,
+        under autograd (first and second order) as without it."""
+        import gocor.correlation as corr
+        torch.manual_seed(12)
+        r, shape = 2, (batch, 6, 11, 9)
+        f, w = torch.randn(*shape), torch.randn(*shape)
+        s = torch.randn(batch, (2 * r + 1) ** 2, *shape[-2:])
+
+        def everything():
+            op = LocalCorrelation(f, r)
+            with torch.no_grad():
+                out = [op.apply(w), op.transpose(s), op.feat_grad(w, s), *op.transpose_and_feat_grad(w, s)]
+            wg, fg = w.clone().requires_grad_(), f.clone().requires_grad_()
+            first = torch.autograd.grad((local_correlation(wg, fg, r) * s).sum(), (wg, fg), create_graph=True)
+            second = torch.autograd.grad(sum((g * g).sum() for g in first), (wg, fg))
+            return op, out + list(first) + list(second)
+
+        _, whole = everything()
+        per_image = LocalCorrelation(f, r).images_per_chunk()
+        assert per_image == batch                       # these small images fit one chunk
+        monkeypatch.setattr(corr, "_CHUNK_BYTES", budget_images * _chunk_bytes_per_image(f, r, corr))
+        monkeypatch.setattr(corr, "_CHUNK_ABOVE", 0)
+        op, chunked = everything()
+        assert op.images_per_chunk() == budget_images < batch
+        assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
+
+    def test_chunks_only_for_large_batches(self):
+        """The bench's case (B = 4, C = 64, 64², r = 4: 16 MiB of tile products) goes one image
+        at a time; the matcher's levels (at most 11.4 MiB) in one call."""
+        assert LocalCorrelation(torch.empty(4, 64, 64, 64), 4).images_per_chunk() == 1
+        assert LocalCorrelation(torch.empty(16, 16, 32, 32), 3).images_per_chunk() == 16
+        assert LocalCorrelation(torch.empty(16, 32, 16, 16), 3).images_per_chunk() == 16
+
     def test_reused_work_buffers_never_leak_between_calls(self):
         """The products and the scattered scores live in reused buffers: a result must not change
         when the operator is used again, and scores changed in place (same tensor, new version)
@@ -271,3 +307,11 @@ class TestLayerInputs:
                 for x, y in ((a.bfloat16(), b), (a, b.bfloat16())):
                     got = layer(x, y)
                     assert got.dtype == torch.bfloat16 and torch.equal(got, want)
+
+
+def _chunk_bytes_per_image(feat: torch.Tensor, radius: int, corr) -> int:
+    """Bytes of one image's tile products (what images_per_chunk counts)."""
+    op = LocalCorrelation(feat, radius)
+    nh, nw = corr._grid(feat, op.tile)
+    s = op.tile + 2 * radius
+    return nh * nw * s * s * op.tile * op.tile * feat.element_size()
