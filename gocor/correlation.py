@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 import threading
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -176,7 +176,10 @@ class LocalCorrelation:
         return self._windows
 
     def images(self, start: int, stop: int) -> "LocalCorrelation":
-        """The operator on images [start, stop) of the batch, sharing this one's feature windows."""
+        """The operator on images [start, stop) of the batch, features (stop − start, C, H, W),
+        sharing this one's feature windows ((stop − start)·tiles, (T+2r)², C)."""
+        if not 0 <= start < stop <= self.feat.shape[0]:
+            raise ValueError(f"images [start, stop) must lie in [0, {self.feat.shape[0]}), got [{start}, {stop})")
         sub = LocalCorrelation(self.feat[start:stop], self.radius)
         per_image = self.windows().shape[0] // self.feat.shape[0]
         sub._windows = self.windows()[start * per_image:stop * per_image]
@@ -184,9 +187,10 @@ class LocalCorrelation:
 
     def images_per_chunk(self) -> int:
         """How many images one pass takes at a time: on the CPU, when the whole batch's tile
-        products exceed :data:`_CHUNK_ABOVE`, as many as keep them within :data:`_CHUNK_BYTES`
-        (at least one), so that they are still in the cache when the matmul reads them; else,
-        and off the CPU, the whole batch."""
+        products (B·tiles·(T+2r)²·T² entries of the features' dtype) exceed :data:`_CHUNK_ABOVE`,
+        as many as keep them within :data:`_CHUNK_BYTES` (one when one image holds more), so that
+        they are still in the cache when the matmul reads them; else, and off the CPU, the whole
+        batch."""
         b, _, h, w = self.feat.shape
         if self.feat.device.type != "cpu":
             return b
@@ -195,8 +199,7 @@ class LocalCorrelation:
         per_image = nh * nw * s * s * self.tile * self.tile * self.feat.element_size()
         if b * per_image <= _CHUNK_ABOVE:
             return b
-        chunks = -(-b * per_image // _CHUNK_BYTES)
-        return -(-b // chunks)
+        return max(1, _CHUNK_BYTES // per_image)
 
     def apply(self, w: Tensor) -> Tensor:
         """Filters (B, C, H, W) -> scores (B, (2r+1)², H, W)."""
@@ -216,7 +219,7 @@ class LocalCorrelation:
         (grad mode on) it is the two differentiable calls."""
         if torch.is_grad_enabled():
             return self.transpose(scores), self.feat_grad(w, scores)
-        return _by_images(self, _local_transpose_and_feat_grad, w, scores)
+        return _by_images(self, _local_transpose_and_feat_grad, ("filters", "scores"), w, scores)
 
     def offset_distances(self, height: int, width: int) -> Tensor:
         """Length of each window displacement, (M, 1, 1)."""
@@ -234,7 +237,7 @@ class LocalCorrelation:
         return self.offset_distances(height, width)
 
 
-# Passes over a batch whose tile products exceed _CHUNK_ABOVE go _CHUNK_BYTES at a time (CPU). Set
+# Passes over a batch whose tile products exceed _CHUNK_ABOVE go at most _CHUNK_BYTES at a time (CPU). Set
 # from interleaved timings of two cases: chunks of 4 MiB made the bench's B = 4, C = 64, 64², r = 4
 # case faster (16 MiB of products); the matcher's 1/2 level (11.4 MiB) was as fast or slower.
 _CHUNK_ABOVE = 12 * 2 ** 20
@@ -356,10 +359,15 @@ def _window_band(pairs: Tensor, b: int, nh: int, nw: int, t: int, k: int, filter
     return pairs.as_strided((b, nh, nw, t, t, k, k), (nh * nw * n0, nw * n0, n0, *inner))
 
 
-def _by_images(op: LocalCorrelation, fn, *tensors: Tensor):
-    """``fn(op, *tensors)`` computed on chunks of the batch (``op.images_per_chunk()`` images each)
-    and concatenated: every image's result is computed as in one call (the same products)."""
-    b = tensors[0].shape[0]
+def _by_images(op: LocalCorrelation, fn: Callable[..., Tensor | tuple[Tensor, ...]],
+               names: tuple[str, ...], *tensors: Tensor):
+    """``fn(op, *tensors)`` (filters (B, C, H, W) and/or scores (B, M, H, W), named ``names`` in
+    errors) computed on chunks of the batch (``op.images_per_chunk()`` images each) and
+    concatenated along it: every image's result is computed as in one call (the same products)."""
+    b = op.feat.shape[0]
+    for name, t in zip(names, tensors):
+        if t.shape[0] != b:
+            raise ValueError(f"{name} hold {t.shape[0]} images, the correlation's features {b}")
     n = op.images_per_chunk()
     if n >= b:
         return fn(op, *tensors)
@@ -370,6 +378,7 @@ def _by_images(op: LocalCorrelation, fn, *tensors: Tensor):
 
 
 def _local_transpose_and_feat_grad(op: LocalCorrelation, w: Tensor, scores: Tensor) -> tuple[Tensor, Tensor]:
+    """``(transpose(scores), feat_grad(w, scores))`` with the scores scattered into the tiles once."""
     pairs = op.scores_to_pairs(scores)
     return _local_transpose(op, scores, pairs), _local_feat_grad(op, w, scores, pairs)
 
@@ -416,7 +425,7 @@ class _LocalApply(torch.autograd.Function):
     def forward(ctx, w: Tensor, feat: Tensor, op: LocalCorrelation) -> Tensor:
         ctx.op = op
         ctx.save_for_backward(w)
-        return _by_images(op, _local_apply, w)
+        return _by_images(op, _local_apply, ("filters",), w)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -435,7 +444,7 @@ class _LocalTranspose(torch.autograd.Function):
     def forward(ctx, scores: Tensor, feat: Tensor, op: LocalCorrelation) -> Tensor:
         ctx.op = op
         ctx.save_for_backward(scores)
-        return _by_images(op, _local_transpose, scores)
+        return _by_images(op, _local_transpose, ("scores",), scores)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -452,7 +461,7 @@ class _LocalFeatGrad(torch.autograd.Function):
     def forward(ctx, w: Tensor, scores: Tensor, op: LocalCorrelation) -> Tensor:
         ctx.op = op
         ctx.save_for_backward(w, scores)
-        return _by_images(op, _local_feat_grad, w, scores)
+        return _by_images(op, _local_feat_grad, ("filters", "scores"), w, scores)
 
     @staticmethod
     def backward(ctx, grad: Tensor):

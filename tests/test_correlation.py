@@ -213,12 +213,17 @@ class TestLocalCorrelationTiles:
             return op, out + list(first) + list(second)
 
         _, whole = everything()
-        per_image = LocalCorrelation(f, r).images_per_chunk()
-        assert per_image == batch                       # these small images fit one chunk
+        assert LocalCorrelation(f, r).images_per_chunk() == batch     # these small images: one call
         monkeypatch.setattr(corr, "_CHUNK_BYTES", budget_images * _chunk_bytes_per_image(f, r, corr))
         monkeypatch.setattr(corr, "_CHUNK_ABOVE", 0)
+        chunks = []
+        images = LocalCorrelation.images
+        monkeypatch.setattr(LocalCorrelation, "images", lambda op, a, b: chunks.append((a, b)) or images(op, a, b))
         op, chunked = everything()
         assert op.images_per_chunk() == budget_images < batch
+        n = -(-batch // budget_images)
+        # each of the 5 passes without autograd, and those under autograd, went chunk by chunk
+        assert len(chunks) >= 5 * n and set(chunks) == {(i, min(i + budget_images, batch)) for i in range(0, batch, budget_images)}
         assert all(torch.equal(a, b) for a, b in zip(whole, chunked))
 
     def test_chunks_only_for_large_batches(self):
@@ -227,6 +232,15 @@ class TestLocalCorrelationTiles:
         assert LocalCorrelation(torch.empty(4, 64, 64, 64), 4).images_per_chunk() == 1
         assert LocalCorrelation(torch.empty(16, 16, 32, 32), 3).images_per_chunk() == 16
         assert LocalCorrelation(torch.empty(16, 32, 16, 16), 3).images_per_chunk() == 16
+        assert LocalCorrelation(torch.empty(4, 64, 64, 64, device="meta"), 4).images_per_chunk() == 4   # off the CPU
+        assert LocalCorrelation(torch.empty(5, 64, 48, 64), 4).images_per_chunk() == 1   # 15 MiB in all, 3 MiB per image
+
+    def test_filters_or_scores_of_another_batch_are_refused(self):
+        op = LocalCorrelation(torch.randn(4, 64, 64, 64), 4)          # large enough to go in chunks
+        with pytest.raises(ValueError, match="filters hold 2 images, the correlation's features 4"):
+            op.apply(torch.randn(2, 64, 64, 64))
+        with pytest.raises(ValueError, match="scores hold 3 images"):
+            op.transpose(torch.randn(3, 81, 64, 64))
 
     def test_reused_work_buffers_never_leak_between_calls(self):
         """The products and the scattered scores live in reused buffers: a result must not change
