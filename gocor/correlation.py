@@ -181,22 +181,25 @@ class LocalCorrelation:
         if not 0 <= start < stop <= self.feat.shape[0]:
             raise ValueError(f"images [start, stop) must lie in [0, {self.feat.shape[0]}), got [{start}, {stop})")
         sub = LocalCorrelation(self.feat[start:stop], self.radius)
-        per_image = self.windows().shape[0] // self.feat.shape[0]
-        sub._windows = self.windows()[start * per_image:stop * per_image]
+        tiles = self.windows().shape[0] // self.feat.shape[0]
+        sub._windows = self.windows()[start * tiles:stop * tiles]
         return sub
+
+    def product_bytes_per_image(self) -> int:
+        """Bytes of one image's tile products, tiles·(T+2r)²·T² entries of the features' dtype."""
+        nh, nw = _grid(self.feat, self.tile)
+        s = self.tile + 2 * self.radius
+        return nh * nw * s * s * self.tile * self.tile * self.feat.element_size()
 
     def images_per_chunk(self) -> int:
         """How many images one pass takes at a time: on the CPU, when the whole batch's tile
-        products (B·tiles·(T+2r)²·T² entries of the features' dtype) exceed :data:`_CHUNK_ABOVE`,
-        as many as keep them within :data:`_CHUNK_BYTES` (one when one image holds more), so that
-        they are still in the cache when the matmul reads them; else, and off the CPU, the whole
-        batch."""
-        b, _, h, w = self.feat.shape
+        products (:meth:`product_bytes_per_image` each) exceed :data:`_CHUNK_ABOVE`, as many as
+        keep them within :data:`_CHUNK_BYTES` (one when one image holds more), so that they are
+        still in the cache when the matmul reads them; else, and off the CPU, the whole batch."""
+        b = self.feat.shape[0]
         if self.feat.device.type != "cpu":
             return b
-        nh, nw = _grid(self.feat, self.tile)
-        s = self.tile + 2 * self.radius
-        per_image = nh * nw * s * s * self.tile * self.tile * self.feat.element_size()
+        per_image = self.product_bytes_per_image()
         if b * per_image <= _CHUNK_ABOVE:
             return b
         return max(1, _CHUNK_BYTES // per_image)

@@ -214,7 +214,7 @@ class TestLocalCorrelationTiles:
 
         _, whole = everything()
         assert LocalCorrelation(f, r).images_per_chunk() == batch     # these small images: one call
-        monkeypatch.setattr(corr, "_CHUNK_BYTES", budget_images * _chunk_bytes_per_image(f, r, corr))
+        monkeypatch.setattr(corr, "_CHUNK_BYTES", budget_images * LocalCorrelation(f, r).product_bytes_per_image())
         monkeypatch.setattr(corr, "_CHUNK_ABOVE", 0)
         chunks = []
         images = LocalCorrelation.images
@@ -321,11 +321,3 @@ class TestLayerInputs:
                 for x, y in ((a.bfloat16(), b), (a, b.bfloat16())):
                     got = layer(x, y)
                     assert got.dtype == torch.bfloat16 and torch.equal(got, want)
-
-
-def _chunk_bytes_per_image(feat: torch.Tensor, radius: int, corr) -> int:
-    """Bytes of one image's tile products (what images_per_chunk counts)."""
-    op = LocalCorrelation(feat, radius)
-    nh, nw = corr._grid(feat, op.tile)
-    s = op.tile + 2 * radius
-    return nh * nw * s * s * op.tile * op.tile * feat.element_size()
